@@ -1,0 +1,282 @@
+"""Execute the chapters with papermill: one run per region, sweeps, and the book.
+
+A run executes every chapter notebook listed in ``_toc.yml``, in order, into the
+run directory as ``<chapter>__<region>.ipynb``; chapters exchange data through the
+run's artifacts (Parquet, CSV, JSON), never by reading each other's notebooks.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from nepkit.io import read_summary, write_table
+from nepkit.params import RunParams
+from nepkit.paths import PROJECT_ROOT, RUNS_DIR
+
+__all__ = [
+    "CELL_TIMEOUT_S",
+    "ChapterFailed",
+    "RunLocked",
+    "chapters_from_toc",
+    "output_name",
+    "run_chapters",
+    "sweep",
+    "build_book",
+]
+
+#: Papermill's timeout per cell, seconds. Generous: the extraction cell of the
+#: ``paper`` world takes minutes on 2 cores with a cold cache.
+CELL_TIMEOUT_S = 3600
+TOC = PROJECT_ROOT / "_toc.yml"
+
+
+class ChapterFailed(RuntimeError):
+    """A chapter raised; the partial executed notebook holds the failing cell."""
+
+
+class RunLocked(RuntimeError):
+    """Another run is writing the same run directory."""
+
+
+def chapters_from_toc(toc: Path = TOC) -> list[Path]:
+    """The chapter notebooks (``chapters/*.ipynb``) listed in ``_toc.yml``, in book order."""
+    entries = yaml.safe_load(toc.read_text(encoding="utf-8"))
+    files: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key in ("root", "file"):
+                if key in node:
+                    files.append(str(node[key]))
+            for value in node.values():
+                if isinstance(value, (list, dict)):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(entries)
+    out = []
+    for f in files:
+        path = PROJECT_ROOT / f
+        nb = path.with_suffix(".ipynb")
+        if f.startswith("chapters/") and nb.exists():
+            out.append(nb)
+    return out
+
+
+def region_slug(region: str) -> str:
+    """A file-name-safe form of ``region`` (spaces to ``_``)."""
+    return re.sub(r"[^A-Za-z0-9_+-]", "_", region.strip().replace(" ", "_").replace(",", "+"))
+
+
+def output_name(chapter: Path, region: str) -> str:
+    """``<chapter>__<region>.ipynb``, the executed notebook's name in a run directory."""
+    return f"{chapter.stem}__{region_slug(region)}.ipynb"
+
+
+@contextmanager
+def _run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``run_dir`` or refuse at once with :class:`RunLocked`."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fh = open(run_dir / ".lock", "a+")  # noqa: SIM115 - held for the whole run
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise RunLocked(
+            f"{run_dir} is being written by another run; wait for it or pass another --out"
+        ) from None
+    try:
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+
+
+@dataclass
+class RunResult:
+    """What a run produced: executed notebooks and seconds per chapter."""
+
+    params: RunParams
+    notebooks: list[Path] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run_chapters(
+    params: RunParams,
+    *,
+    chapters: Sequence[Path] | None = None,
+    log: Callable[[str], None] = print,
+) -> RunResult:
+    """Execute the chapters for ``params.region`` into ``params.run_path``.
+
+    Parameters
+    ----------
+    params : RunParams
+        Validated parameters; every field is passed to each notebook.
+    chapters : sequence of Path, optional
+        Notebooks to run (default: all chapters of ``_toc.yml``).
+    log : callable
+        Receives one progress line per chapter.
+
+    Returns
+    -------
+    RunResult
+
+    Raises
+    ------
+    ChapterFailed
+        With the path of the partial notebook holding the error cell.
+    RunLocked
+        When another run holds the run directory.
+    """
+    import papermill as pm
+
+    run_dir = params.run_path
+    chapters = list(chapters) if chapters is not None else chapters_from_toc()
+    result = RunResult(params)
+    values = params.to_dict() | {"run_dir": str(run_dir)}
+    with _run_lock(run_dir):
+        for i, nb in enumerate(chapters, 1):
+            out = run_dir / output_name(nb, params.region)
+            log(f"[{params.region}] {i}/{len(chapters)} {nb.stem} ...")
+            t0 = time.perf_counter()
+            try:
+                pm.execute_notebook(
+                    str(nb),
+                    str(out),
+                    parameters=values,
+                    kernel_name="python3",
+                    cwd=str(run_dir),
+                    progress_bar=False,
+                    execution_timeout=CELL_TIMEOUT_S,
+                )
+            except pm.PapermillExecutionError as exc:
+                raise ChapterFailed(
+                    f"chapter {nb.stem} failed for region {params.region!r}: {exc.ename}: "
+                    f"{exc.evalue.splitlines()[0] if exc.evalue else ''} "
+                    f"(the executed notebook with the error cell is {out})"
+                ) from None
+            result.seconds[nb.stem] = time.perf_counter() - t0
+            result.notebooks.append(out)
+            log(f"[{params.region}] {i}/{len(chapters)} {nb.stem} done in {result.seconds[nb.stem]:.0f} s")
+    return result
+
+
+#: Summary keys copied into the sweep's comparison table.
+SWEEP_KEYS = (
+    "n_mines",
+    "total_area_km2",
+    "decline_pct",
+    "net_loss_Gg_per_a",
+    "loss_share",
+    "loss_mean_g_m2_a",
+    "gain_mean_g_m2_a",
+    "potential_mean",
+    "potential_max",
+    "no_potential_share",
+)
+
+
+def sweep(
+    regions: Sequence[str],
+    base: RunParams,
+    *,
+    parallel: int = 2,
+    out: Path = RUNS_DIR / "sweep.csv",
+    log: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """Run the chapters once per region (``parallel`` at a time) and compare them.
+
+    A failing region is reported in the table's ``error`` column; the others finish.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per region: ``region, status, error, run_dir`` and the headline
+        numbers of :data:`SWEEP_KEYS`; also written to ``out``.
+    """
+    from nepkit.params import run_dir_for
+
+    def one(region: str) -> dict:
+        params = base.replace(region=region, run_dir=str(run_dir_for(region)))
+        row: dict = {"region": region, "run_dir": str(params.run_path)}
+        try:
+            run_chapters(params, log=log)
+        except (ChapterFailed, RunLocked) as exc:
+            log(f"[{region}] FAILED: {exc}")
+            return row | {"status": "failed", "error": str(exc)}
+        summary = read_summary(params.run_path)
+        return row | {"status": "ok", "error": ""} | {k: summary.get(k) for k in SWEEP_KEYS}
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        rows = list(pool.map(one, regions))
+    table = pd.DataFrame(rows)
+    write_table(table, out)
+    return table
+
+
+def build_book(params: RunParams, *, build_dir: Path = PROJECT_ROOT / "_build") -> Path:
+    """Build the HTML book from the executed notebooks of the run ``params`` describes.
+
+    The book's sources (``_config.yml``, ``_toc.yml``, pages, ``references.bib``)
+    are staged in ``<build_dir>/src`` with each chapter replaced by its executed
+    notebook and the run's ``figures/`` beside them; Jupyter Book then renders with
+    execution off, ``--warningiserror --keep-going``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``<build_dir>/html/index.html``.
+    """
+    run_dir = params.run_path
+    src = build_dir / "src"
+    if src.exists():
+        shutil.rmtree(src)
+    src.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml", "references.bib"):
+        shutil.copy2(PROJECT_ROOT / name, src / name)
+    for page in PROJECT_ROOT.glob("*.md"):
+        if page.name not in ("README.md",):
+            shutil.copy2(page, src / page.name)
+    (src / "chapters").mkdir()
+    for page in (PROJECT_ROOT / "chapters").glob("*.md"):
+        shutil.copy2(page, src / "chapters" / page.name)
+    for nb in chapters_from_toc():
+        executed = run_dir / output_name(nb, params.region)
+        if not executed.exists():
+            raise FileNotFoundError(f"{executed} is missing: run `nepkit run` first")
+        shutil.copy2(executed, src / "chapters" / nb.name)
+    if (run_dir / "figures").exists():
+        shutil.copytree(run_dir / "figures", src / "chapters" / "figures")
+    cmd = [
+        str(Path(sys.executable).parent / "jupyter-book"),
+        "build",
+        str(src),
+        "--path-output",
+        str(build_dir.parent),
+        "--warningiserror",
+        "--keep-going",
+    ]
+    env = os.environ | {"PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
+        raise RuntimeError(f"jupyter-book build failed:\n{tail}")
+    return build_dir / "html" / "index.html"
+
