@@ -42,6 +42,8 @@ __all__ = [
 #: ``paper`` world takes minutes on 2 cores with a cold cache.
 CELL_TIMEOUT_S = 3600
 TOC = PROJECT_ROOT / "_toc.yml"
+#: The page comparing the regions of a sweep; executed by :func:`sweep`, not by a run.
+SWEEP_CHAPTER = PROJECT_ROOT / "chapters" / "sweep.ipynb"
 
 
 class ChapterFailed(RuntimeError):
@@ -53,7 +55,10 @@ class RunLocked(RuntimeError):
 
 
 def chapters_from_toc(toc: Path = TOC) -> list[Path]:
-    """The chapter notebooks (``chapters/*.ipynb``) listed in ``_toc.yml``, in book order."""
+    """The chapter notebooks (``chapters/*.ipynb``) listed in ``_toc.yml``, in book order.
+
+    The sweep page is not a chapter of a run: :func:`sweep` executes it.
+    """
     entries = yaml.safe_load(toc.read_text(encoding="utf-8"))
     files: list[str] = []
 
@@ -74,7 +79,7 @@ def chapters_from_toc(toc: Path = TOC) -> list[Path]:
     for f in files:
         path = PROJECT_ROOT / f
         nb = path.with_suffix(".ipynb")
-        if f.startswith("chapters/") and nb.exists():
+        if f.startswith("chapters/") and nb.exists() and nb != SWEEP_CHAPTER:
             out.append(nb)
     return out
 
@@ -228,16 +233,40 @@ def sweep(
         rows = list(pool.map(one, regions))
     table = pd.DataFrame(rows)
     write_table(table, out)
+    _execute_sweep_page(out)
     return table
 
 
-def build_book(params: RunParams, *, build_dir: Path = PROJECT_ROOT / "_build") -> Path:
+def _execute_sweep_page(sweep_csv: Path) -> Path:
+    """Execute the sweep page on ``sweep_csv`` into its folder (``sweep.ipynb``)."""
+    import papermill as pm
+
+    folder = sweep_csv.parent
+    out = folder / SWEEP_CHAPTER.name
+    pm.execute_notebook(
+        str(SWEEP_CHAPTER),
+        str(out),
+        parameters={"sweep_csv": str(sweep_csv), "run_dir": str(folder)},
+        kernel_name="python3",
+        cwd=str(folder),
+        progress_bar=False,
+        execution_timeout=CELL_TIMEOUT_S,
+    )
+    return out
+
+
+def build_book(
+    params: RunParams, *, sweep_dir: Path = RUNS_DIR, build_dir: Path = PROJECT_ROOT / "_build"
+) -> Path:
     """Build the HTML book from the executed notebooks of the run ``params`` describes.
 
     The book's sources (``_config.yml``, ``_toc.yml``, pages, ``references.bib``)
     are staged in ``<build_dir>/src`` with each chapter replaced by its executed
     notebook and the run's ``figures/`` beside them; Jupyter Book then renders with
     execution off, ``--warningiserror --keep-going``.
+
+    The sweep page comes from ``sweep_dir`` (``runs/``); where no sweep has
+    run, a page saying so stands in its place.
 
     Returns
     -------
@@ -262,8 +291,12 @@ def build_book(params: RunParams, *, build_dir: Path = PROJECT_ROOT / "_build") 
         if not executed.exists():
             raise FileNotFoundError(f"{executed} is missing: run `nepkit run` first")
         shutil.copy2(executed, src / "chapters" / nb.name)
+    figures = src / "chapters" / "figures"
     if (run_dir / "figures").exists():
-        shutil.copytree(run_dir / "figures", src / "chapters" / "figures")
+        shutil.copytree(run_dir / "figures", figures)
+    _stage_sweep_page(sweep_dir, src / "chapters")
+    (src / "data").mkdir()
+    shutil.copy2(PROJECT_ROOT / "data" / "README.md", src / "data" / "README.md")
     cmd = [
         str(Path(sys.executable).parent / "jupyter-book"),
         "build",
@@ -280,3 +313,24 @@ def build_book(params: RunParams, *, build_dir: Path = PROJECT_ROOT / "_build") 
         raise RuntimeError(f"jupyter-book build failed:\n{tail}")
     return build_dir / "html" / "index.html"
 
+
+def _stage_sweep_page(sweep_dir: Path, chapters: Path) -> None:
+    executed = sweep_dir / SWEEP_CHAPTER.name
+    if executed.exists():
+        shutil.copy2(executed, chapters / SWEEP_CHAPTER.name)
+        figures = chapters / "figures"
+        figures.mkdir(exist_ok=True)
+        for png in (sweep_dir / "figures").glob("sweep_*.png"):
+            shutil.copy2(png, figures / png.name)
+        return
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(
+            "# Regions compared\n\nNo sweep has run yet: `nepkit sweep --regions continents` "
+            "(or `nepkit book`) runs every chapter per continent and fills this page."
+        )
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, chapters / SWEEP_CHAPTER.name)

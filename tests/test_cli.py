@@ -75,7 +75,7 @@ def test_chapter_notebooks_carry_the_plain_kernel_and_the_parameter_cell():
 
     from nepkit.params import RunParams
 
-    for nb_path in sorted(Path("chapters").glob("*.ipynb")):
+    for nb_path in sorted(Path("chapters").glob("[0-9]*.ipynb")):
         nb = nbformat.read(nb_path, as_version=4)
         assert nb.metadata["kernelspec"]["name"] == "python3", nb_path
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
