@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test lint clean env
+.PHONY: book test lint clean env browser
 
 env: $(STAMP)
 
@@ -24,7 +24,17 @@ $(STAMP): $(BIN)/python pyproject.toml
 book: $(STAMP)
 	$(BIN)/nepkit book
 
-test: $(STAMP)
+# Headless Chromium for the browser test of the built book (Debian packages;
+# installed when missing and we may, else the browser test is skipped with a reason).
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	      || echo "note: could not install Chromium; the browser test will be skipped"; \
+	  else echo "note: Chromium missing (apt-get install chromium chromium-driver); the browser test will be skipped"; fi; \
+	fi
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
