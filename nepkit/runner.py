@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from nepkit.io import read_summary, write_table
+from nepkit.io import atomic_path, read_summary, write_table
 from nepkit.params import RunParams
 from nepkit.paths import PROJECT_ROOT, RUNS_DIR
 
@@ -177,10 +177,24 @@ def run_chapters(
                     f"{exc.evalue.splitlines()[0] if exc.evalue else ''} "
                     f"(the executed notebook with the error cell is {out})"
                 ) from None
+            _hide_injected_parameters(out)
             result.seconds[nb.stem] = time.perf_counter() - t0
             result.notebooks.append(out)
             log(f"[{params.region}] {i}/{len(chapters)} {nb.stem} done in {result.seconds[nb.stem]:.0f} s")
     return result
+
+
+def _hide_injected_parameters(notebook: Path) -> None:
+    """Tag papermill's injected-parameters cell ``remove-cell`` so the book hides it."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    with atomic_path(notebook) as tmp:
+        nbformat.write(nb, tmp)
 
 
 #: Summary keys copied into the sweep's comparison table.
@@ -252,6 +266,7 @@ def _execute_sweep_page(sweep_csv: Path) -> Path:
         progress_bar=False,
         execution_timeout=CELL_TIMEOUT_S,
     )
+    _hide_injected_parameters(out)
     return out
 
 
@@ -296,7 +311,8 @@ def build_book(
         shutil.copytree(run_dir / "figures", figures)
     _stage_sweep_page(sweep_dir, src / "chapters")
     (src / "data").mkdir()
-    shutil.copy2(PROJECT_ROOT / "data" / "README.md", src / "data" / "README.md")
+    for name in ("README.md", "sources.example.yml"):
+        shutil.copy2(PROJECT_ROOT / "data" / name, src / "data" / name)
     cmd = [
         str(Path(sys.executable).parent / "jupyter-book"),
         "build",
@@ -309,8 +325,9 @@ def build_book(
     env = os.environ | {"PYDEVD_DISABLE_FILE_VALIDATION": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
-        raise RuntimeError(f"jupyter-book build failed:\n{tail}")
+        lines = (proc.stdout + proc.stderr).splitlines()
+        problems = [ln for ln in lines if "WARNING" in ln or "ERROR" in ln] or lines[-30:]
+        raise RuntimeError("jupyter-book build failed:\n" + "\n".join(problems))
     return build_dir / "html" / "index.html"
 
 
