@@ -293,7 +293,7 @@ def build_book(
     if src.exists():
         shutil.rmtree(src)
     src.mkdir(parents=True)
-    for name in ("_config.yml", "_toc.yml", "references.bib"):
+    for name in ("_config.yml", "_toc.yml", "references.bib", "favicon.png"):
         shutil.copy2(PROJECT_ROOT / name, src / name)
     for page in PROJECT_ROOT.glob("*.md"):
         if page.name not in ("README.md",):
