@@ -181,11 +181,12 @@ def _floor_task(args: tuple) -> int:
     """
     import rasterio
 
-    from nepkit.extract import GDAL_CACHE_BYTES, _ring_envelopes, _to_crs, _window
+    from nepkit.extract import GDAL_CACHE_BYTES, _to_crs, _window
+    from nepkit.rings import ring_envelopes
     from nepkit.sources import DerivedSpec
 
     manifest, mines, outer_km, years = args
-    specs = [(manifest.nep, years, [_ring_envelopes(g, outer_km) for g in mines])]
+    specs = [(manifest.nep, years, [ring_envelopes(g, outer_km) for g in mines])]
     specs += [(s, s.years_in(years), mines) for s in manifest.covariates.values() if not isinstance(s, DerivedSpec)]
     pixels = 0
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):

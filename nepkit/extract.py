@@ -79,7 +79,7 @@ from nepkit.artifacts import INDICATORS, artifact_path
 from nepkit.io import write_table
 from nepkit.params import RunParams
 from nepkit.paths import RUNS_DIR
-from nepkit.rings import crosses_antimeridian, reference_rings
+from nepkit.rings import crosses_antimeridian, reference_rings, ring_envelopes
 from nepkit.sources import (
     COVARIATES,
     DerivedSpec,
@@ -350,7 +350,7 @@ def plan_tasks(
         members = np.concatenate(batch)
         local = np.empty(members.max() + 1, dtype=np.int64)
         local[members] = np.arange(len(members))
-        near = np.unique(tree.query(_ring_envelopes(geoms[members], outer_km)))
+        near = np.unique(tree.query(ring_envelopes(geoms[members], outer_km))[1])
         tasks.append(
             Task(
                 mine_ids=ids[members],
@@ -363,18 +363,9 @@ def plan_tasks(
     return tasks
 
 
-def _ring_envelopes(geoms: np.ndarray, outer_km: float) -> np.ndarray:
-    """Lon/lat boxes around each mine holding its ring (10 percent margin)."""
-    b = shapely.bounds(geoms)
-    dlat = 1.1 * outer_km / 110.574
-    coslat = np.cos(np.radians(np.minimum(89.0, np.maximum(np.abs(b[:, 1]), np.abs(b[:, 3])) + dlat)))
-    dlon = np.minimum(180.0, dlat / coslat)
-    return shapely.box(b[:, 0] - dlon, b[:, 1] - dlat, b[:, 2] + dlon, b[:, 3] + dlat)
-
-
 def _pixel_boxes(geoms: np.ndarray, grid: Grid, outer_km: float) -> np.ndarray:
     """Each mine's ring envelope in the grid's fractional pixel coordinates (col0, row0, col1, row1)."""
-    env = _to_crs(_ring_envelopes(geoms, outer_km), grid.crs)
+    env = _to_crs(ring_envelopes(geoms, outer_km), grid.crs)
     b = shapely.bounds(env)
     c0, r0 = _pixel(grid, b[:, 0], b[:, 3])
     c1, r1 = _pixel(grid, b[:, 2], b[:, 1])

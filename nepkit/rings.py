@@ -38,7 +38,7 @@ import pyproj
 import shapely
 from numpy.typing import ArrayLike
 
-__all__ = ["reference_rings", "crosses_antimeridian", "TILE_DEG"]
+__all__ = ["reference_rings", "ring_envelopes", "crosses_antimeridian", "TILE_DEG"]
 
 #: Side of the fixed tiles whose centres are the projection centres, degrees.
 TILE_DEG = 1.0
@@ -163,20 +163,51 @@ def _tile_rings(
     projected = _project(mines, transformer)
     outer = shapely.buffer(projected, outer_m, quad_segs=_QUAD_SEGS)
     inner = shapely.buffer(projected, inner_m, quad_segs=_QUAD_SEGS) if inner_m > 0 else projected
-    rings = shapely.difference(outer, inner)
-    candidates = tree.query(_query_box(mines, outer_m))
+    rings = _band(outer, inner)
+    candidates = np.unique(tree.query(ring_envelopes(mines, outer_m / 1e3))[1])
     if len(candidates):
         rings = _subtract(rings, _project(mining[candidates], transformer), order[candidates])
     return _project(rings, transformer, inverse=True)
 
 
-def _query_box(mines: np.ndarray, outer_m: float) -> shapely.Geometry:
-    """A lon/lat box holding every ring of ``mines`` (with a 10 percent margin)."""
-    xmin, ymin, xmax, ymax = shapely.total_bounds(mines)
-    dlat = 1.1 * outer_m / _M_PER_DEG_LAT
-    coslat = np.cos(np.radians(min(89.0, max(abs(ymin), abs(ymax)) + dlat)))
-    dlon = min(180.0, dlat / coslat)
-    return shapely.box(xmin - dlon, max(-90.0, ymin - dlat), xmax + dlon, min(90.0, ymax + dlat))
+def ring_envelopes(geoms: ArrayLike, outer_km: float) -> np.ndarray:
+    """Lon/lat boxes around each geometry that hold its ring (10 percent margin).
+
+    Examples
+    --------
+    >>> import shapely
+    >>> box = ring_envelopes([shapely.box(10, 0, 10.01, 0.01)], 5.0)[0]
+    >>> [round(v, 3) for v in box.bounds]
+    [9.95, -0.05, 10.06, 0.06]
+    """
+    b = shapely.bounds(np.asarray(geoms, dtype=object))
+    dlat = 1.1 * outer_km * 1e3 / _M_PER_DEG_LAT
+    coslat = np.cos(np.radians(np.minimum(89.0, np.maximum(np.abs(b[:, 1]), np.abs(b[:, 3])) + dlat)))
+    dlon = np.minimum(180.0, dlat / coslat)
+    return shapely.box(b[:, 0] - dlon, np.maximum(-90.0, b[:, 1] - dlat), b[:, 2] + dlon, np.minimum(90.0, b[:, 3] + dlat))
+
+
+def _band(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """``outer`` minus ``inner`` (``inner`` inside ``outer``).
+
+    Where both are polygons without holes, the band is built directly as the
+    outer shell with the inner shell as its hole (valid by construction: the
+    inner shell lies strictly inside the outer one); elsewhere by overlay.
+    """
+    simple = (
+        (shapely.get_type_id(outer) == 3)
+        & (shapely.get_type_id(inner) == 3)
+        & (shapely.get_num_interior_rings(outer) == 0)
+        & (shapely.get_num_interior_rings(inner) == 0)
+    )
+    band = np.empty(len(outer), dtype=object)
+    if simple.any():
+        shells = shapely.get_exterior_ring(outer[simple])
+        holes = shapely.get_exterior_ring(inner[simple])[:, None]
+        band[simple] = shapely.orient_polygons(shapely.polygons(shells, holes=holes))
+    if (~simple).any():
+        band[~simple] = shapely.orient_polygons(shapely.difference(outer[~simple], inner[~simple]))
+    return band
 
 
 def _subtract(rings: np.ndarray, polygons: np.ndarray, rank: np.ndarray) -> np.ndarray:

