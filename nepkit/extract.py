@@ -600,8 +600,7 @@ def _nep(
     for y in years:
         for i, window in enumerate(windows):
             mean, count = _mean(cells[i], readers.read(spec, y, window), drop=drops[i])
-            n, (mine_px, ring_px) = len(shapes[i][0]), areas[i]
-            out = columns[i]
+            n, (mine_px, ring_px), out = len(shapes[i][0]), areas[i], columns[i]
             out[f"nep_mine_{y}"], out[f"nep_ref_{y}"] = mean[:n], mean[n:]
             out[f"cov_mine_{y}"] = _fraction(count[:n], mine_px)
             out[f"cov_ref_{y}"] = _fraction(count[n:], ring_px)
@@ -933,11 +932,11 @@ def _coverage(geoms: np.ndarray, grid: Grid, window: Window) -> _Cells:
 
 
 def _mean(cells: _Cells, values: np.ndarray, *, drop: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per feature, the coverage-weighted mean of ``values`` and its covered valid cells.
+    """Per feature, the coverage-weighted mean of ``values`` (a window) and its covered valid cells.
 
     ``mean = sum(v * c) / sum(c)`` and ``count = sum(c)`` over the covered cells
-    whose value is not NaN (exactextract's ``mean`` and ``count``, with its
-    coverage fractions, summed in the same order); ``drop`` (one flag per cell)
+    whose value is not NaN: exactextract's ``mean`` and ``count``, with its
+    coverage fractions, summed in the same order. ``drop`` (one flag per cell)
     removes cells, e.g. excluded land cover. No valid cell: NaN mean, count 0.
     """
     v = values.ravel()[cells.flat].astype(np.float64)

@@ -154,6 +154,7 @@ def run_chapters(
 
     run_dir = params.run_path
     chapters = list(chapters) if chapters is not None else chapters_from_toc()
+    _prepare_world(params, log)
     result = RunResult(params)
     values = params.to_dict() | {"run_dir": str(run_dir)}
     with _run_lock(run_dir):
@@ -182,6 +183,18 @@ def run_chapters(
             result.notebooks.append(out)
             log(f"[{params.region}] {i}/{len(chapters)} {nb.stem} done in {result.seconds[nb.stem]:.0f} s")
     return result
+
+
+def _prepare_world(params: RunParams, log: Callable[[str], None]) -> None:
+    """Generate the synthetic world if the run needs it and it is missing or stale.
+
+    Done before any chapter (and before a sweep's parallel regions start), so the
+    progress shows on the terminal and no two regions generate at once.
+    """
+    if params.sources == "synthetic":
+        from nepkit.synth import ensure_world
+
+        log(f"[{params.region}] synthetic world: {ensure_world(preset=params.synthetic_preset, seed=params.seed)}")
 
 
 def _hide_injected_parameters(notebook: Path) -> None:
@@ -243,6 +256,7 @@ def sweep(
         summary = read_summary(params.run_path)
         return row | {"status": "ok", "error": ""} | {k: summary.get(k) for k in SWEEP_KEYS}
 
+    _prepare_world(base, log)
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         rows = list(pool.map(one, regions))
     table = pd.DataFrame(rows)

@@ -85,7 +85,7 @@ def ensure_world(*, preset: str = "paper", seed: int = 42, root: str | os.PathLi
 
     Parameters
     ----------
-    preset : {"paper", "small"}
+    preset : str
         The world's preset (:data:`nepkit.synth.PRESETS`).
     seed : int
         Random seed.
@@ -122,7 +122,7 @@ def generate(out: str | os.PathLike[str], *, preset: str = "paper", seed: int = 
     ----------
     out : path-like
         Target folder.
-    preset : {"paper", "small"}
+    preset : str
         The world's preset (:data:`nepkit.synth.PRESETS`).
     seed : int
         Random seed (a non-negative integer).
@@ -159,7 +159,8 @@ def generate(out: str | os.PathLike[str], *, preset: str = "paper", seed: int = 
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        _build(tmp, p, seed, progress)
+        with p.constants():
+            _build(tmp, p, seed, progress)
         _swap(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
