@@ -45,10 +45,10 @@ def main() -> None:
     parser.add_argument("--skip-cold", action="store_true")
     parser.add_argument("--skip-sweep", action="store_true")
     args = parser.parse_args()
-    from nepkit.extract import default_cache_dir  # noqa: PLC0415 - after argument parsing
+    from nepkit.synth import ensure_world  # noqa: PLC0415 - after argument parsing
 
     if not args.skip_cold:
-        cache = default_cache_dir()
+        cache = ensure_world().parent / ".nepkit-cache"  # the default world's extraction cache
         if cache.exists():
             shutil.move(cache, cache.with_name(cache.name + ".bak"))
         try:

@@ -169,7 +169,7 @@ def run_nepkit(manifest_path: str, workers: int) -> dict:
     with tempfile.TemporaryDirectory() as cache:
         ex = run_extraction(params, cache_dir=cache, progress=False)
     steps = ex.report.set_index("step")["count"]
-    extracted = int(steps[["mines", "ring_antimeridian", "ring_pixels", "nep_baseline"]].sum())
+    extracted = int(steps[["mines", "antimeridian", "ring_pixels", "nep_baseline"]].sum())
     return {"mines": extracted, "years": len(params.year_range), "tasks": ex.stats["tasks"]}
 
 

@@ -704,10 +704,6 @@ class ExclusionReport:
         """Record a step: ``count`` items kept (``excluded=False``) or dropped."""
         self.steps.append((step, int(count), reason, excluded))
 
-    def extend(self, other: ExclusionReport) -> None:
-        self.steps.extend(other.steps)
-        self.repaired += other.repaired
-
     def to_frame(self) -> pd.DataFrame:
         """The steps as a table: ``step, count, reason, excluded``."""
         return pd.DataFrame(self.steps, columns=["step", "count", "reason", "excluded"])

@@ -122,6 +122,11 @@ DISTRICTS: tuple[District, ...] = (
     _d("potosi", "Potosi-Oruro silver and tin", "BOL", -66.5, -19.5, 130, 120, False, 350, 9.0, 17, 3900, 500, 12, 10, 3500, 0.5),
     _d("san_juan", "San Juan gold", "ARG", -68.9, -29.5, 100, 80, False, 150, 15.0, 16, 1800, 900, 8, 5, 12000, 0.7),
     _d("guayana", "Guayana iron and gold", "VEN", -62.5, 7.3, 120, 120, False, 1400, 26.0, 9, 200, 200, 35, 10, 6000, 0.5),
+    # Central America and the Caribbean (the paper's North America partners)
+    _d("moa", "Moa nickel, Cuba", "CUB", -74.95, 20.55, 40, 50, True, 1500, 25.5, 8, 300, 400, 35, 40, 8000, 0.6),
+    _d("jamaica", "Jamaica bauxite", "JAM", -77.35, 18.15, 35, 60, False, 1800, 25.0, 8, 400, 500, 40, 150, 9000, 0.8),
+    _d("pueblo_viejo", "Pueblo Viejo gold, Dominican Republic", "DOM", -70.15, 18.95, 35, 40, False, 1600, 25.0, 9, 300, 400, 40, 200, 15000, 0.8),
+    _d("cobre_panama", "Cobre Panama copper", "PAN", -80.6, 8.8, 35, 40, True, 3200, 26.5, 8, 150, 300, 50, 30, 25000, 0.9),
     # Africa
     _d("copperbelt", "Central African Copperbelt", "ZMB,COD", 27.3, -12.3, 200, 400, False, 1250, 20.5, 13, 1250, 150, 30, 60, 1200, 0.7),
     _d("witwatersrand", "Witwatersrand gold and Highveld coal", "ZAF", 28.8, -26.2, 150, 450, False, 700, 16.0, 14, 1600, 250, 22, 150, 6500, 1.1),

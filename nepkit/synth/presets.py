@@ -1,4 +1,4 @@
-"""The presets of the synthetic world (``nepkit synth --preset paper|small``; the others via :func:`nepkit.synth.generate`).
+"""The presets of the synthetic world: ``paper``, ``small``, and the medium worlds of the validation.
 
 Besides the paper's world and a small one for tests, four *medium* worlds (a
 thousand mines in eight districts on five continents) serve the validation
