@@ -123,7 +123,7 @@ class Chunking:
 
     max_window_px: int = 2**21
     join_px: int = 2**15
-    task_mines: int = 400
+    task_mines: int = 200
 
 
 @dataclass(frozen=True)
@@ -304,6 +304,12 @@ class Task:
     windows: tuple[np.ndarray, ...]
     mining: np.ndarray
     mining_rank: np.ndarray
+    pixels: int = 0  # NEP pixels of its windows (per band)
+
+    @property
+    def cost(self) -> float:
+        """Relative work: pixels read per band plus a per-mine share (rings, coverage)."""
+        return self.pixels + 1500.0 * len(self.mine_ids)
 
     @property
     def name(self) -> str:
@@ -361,6 +367,7 @@ def plan_tasks(
                 windows=tuple(local[w] for w in batch),
                 mining=mining_geoms[near],
                 mining_rank=near,
+                pixels=int(sum(_box_area(boxes[w]) for w in batch)),
             )
         )
     return tasks
@@ -404,12 +411,15 @@ def _hilbert(x: np.ndarray, y: np.ndarray, order: int = 16) -> np.ndarray:
     return d
 
 
+def _box_area(boxes: np.ndarray) -> float:
+    """Pixels of the box holding ``boxes`` (one box, or several as rows)."""
+    b = np.atleast_2d(boxes)
+    return float(max(b[:, 2].max() - b[:, 0].min(), 1.0) * max(b[:, 3].max() - b[:, 1].min(), 1.0))
+
+
 def _windows(boxes: np.ndarray, order: np.ndarray, chunking: Chunking) -> list[np.ndarray]:
     """Greedy runs along ``order``: join the next box while the window stays small and dense."""
-
-    def area(b: np.ndarray) -> float:
-        return float(max(b[2] - b[0], 1.0) * max(b[3] - b[1], 1.0))
-
+    area = _box_area
     windows, current, box = [], [order[0]], boxes[order[0]].copy()
     for i in order[1:]:
         b = boxes[i]
@@ -524,7 +534,12 @@ def _execute(
 
         with _client(params) as client:
             shared = client.scatter(args, broadcast=True)
-            futures = {client.submit(extract_task, task, *shared, pure=False): task for task in tasks}
+            # the costliest tasks first, so that the workers finish together
+            ranked = sorted(tasks, key=lambda t: t.cost, reverse=True)
+            futures = {
+                client.submit(extract_task, task, *shared, pure=False, priority=len(ranked) - k): task
+                for k, task in enumerate(ranked)
+            }
             for future in as_completed(futures):
                 task = futures[future]
                 done(task, future.result())

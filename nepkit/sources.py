@@ -489,6 +489,9 @@ def _raster_spec(
     """Validate one raster entry: files exist, headers readable, one grid, a CRS."""
     label = name if name in ("nep", "landcover") else f"covariates.{name}"
     e = _entry(manifest, label, value, _RASTER_KEYS)
+    band = e.get("band", 1)
+    if isinstance(band, bool) or not isinstance(band, int) or band < 1:
+        raise ManifestError(f"{manifest}: {label} band must be a positive integer (1 = the first band), got {band!r}")
     opts = _options(manifest, label, e)
     pattern = str(_resolve(manifest, e["path"]))
     if "{year}" in pattern:
@@ -819,6 +822,8 @@ def _read_layer(spec: MinesSpec, report: ExclusionReport) -> gpd.GeoDataFrame:
     frame = pyogrio.read_dataframe(spec.path, layer=spec.layer, columns=columns, fid_as_index=True)
     report.add("read", len(frame), f"polygons in {spec.path.name}")
     ids = frame[spec.id_column] if spec.id_column else pd.Series(frame.index, index=frame.index)
+    if not pd.api.types.is_integer_dtype(ids):
+        raise SourceError(f"{spec.path}: mine ids ({spec.id_column}) are not integers: set mines.id_column to an integer column")
     if ids.duplicated().any():
         raise SourceError(f"{spec.path}: mine ids are not unique: set mines.id_column to a unique column")
     iso3 = frame[spec.iso3_column].astype("string").str.strip().str.upper()
@@ -836,10 +841,12 @@ def _read_layer(spec: MinesSpec, report: ExclusionReport) -> gpd.GeoDataFrame:
 
 def _layer_info(spec: MinesSpec) -> dict[str, Any]:
     try:
+        layers = pyogrio.list_layers(spec.path)[:, 0]
+        if spec.layer is None and len(layers) > 1:
+            raise SourceError(f"{spec.path}: holds layers {', '.join(layers)}: set mines.layer in the manifest")
         info = pyogrio.read_info(spec.path, layer=spec.layer)
     except pyogrio.errors.DataLayerError:
-        layers = ", ".join(pyogrio.list_layers(spec.path)[:, 0])
-        raise SourceError(f"{spec.path}: no layer {spec.layer!r} (layers: {layers}): set mines.layer") from None
+        raise SourceError(f"{spec.path}: no layer {spec.layer!r} (layers: {', '.join(layers)}): set mines.layer") from None
     except pyogrio.errors.DataSourceError as exc:
         raise SourceError(f"{spec.path}: not a readable vector file ({str(exc).splitlines()[0]}): check the file") from None
     if not info.get("crs"):

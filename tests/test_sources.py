@@ -345,3 +345,17 @@ def test_example_manifest_of_the_real_datasets_validates(tmp_path: Path) -> None
     assert sorted(m.covariates["pop_density"].bands) == [2000, 2005, 2010, 2015, 2020]
     assert max(m.covariates["gdp"].bands) == 2019
     assert m.covariates["elevation"].is_static and m.covariates["pop_density"].per_area
+
+
+def test_layer_must_be_named_when_the_file_holds_several(world: Path) -> None:
+    write_mines(world.parent / "mines.gpkg", default_mines().iloc[:1], layer="other", mode="a")
+    with pytest.raises(SourceError, match=r"mines.gpkg: holds layers mining_polygons, other: set mines.layer"):
+        read_mines(load_manifest(world), PARAMS)
+    m = load_manifest(edit(world, mines={"path": "mines.gpkg", "layer": "mining_polygons"}))
+    assert len(read_mines(m, PARAMS)[0]) == 3
+
+
+def test_id_column_must_hold_integers(world: Path) -> None:
+    m = load_manifest(edit(world, mines={"path": "mines.gpkg", "id_column": "COUNTRY_NAME"}))
+    with pytest.raises(SourceError, match=r"mine ids \(COUNTRY_NAME\) are not integers: set mines.id_column"):
+        read_mines(m, PARAMS)
