@@ -196,18 +196,18 @@ def _floor_task(args: tuple) -> int:
     specs += [(s, s.years_in(years), mines) for s in manifest.covariates.values() if not isinstance(s, DerivedSpec)]
     pixels = 0
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
-        opened: dict = {}
         for spec, keys, shapes in specs:
             windows = [_window(spec.grid, _to_crs(g, spec.grid.crs)) for g in shapes]
             for key in keys:
                 for ref in spec.bands[key]:
-                    if ref.path not in opened:
-                        opened[ref.path] = rasterio.open(ref.path)
+                    if ref.path not in _OPEN:  # kept open across tasks, as nepkit does
+                        _OPEN[ref.path] = rasterio.open(ref.path)
                     for window in windows:
-                        pixels += opened[ref.path].read(ref.band, window=window).size
-        for ds in opened.values():
-            ds.close()
+                        pixels += _OPEN[ref.path].read(ref.band, window=window).size
     return pixels
+
+
+_OPEN: dict = {}
 
 
 def run_floor(manifest_path: str, workers: int) -> dict:
@@ -286,39 +286,56 @@ def run_rasterstats(manifest_path: str, workers: int, sample: int) -> dict:
 # -------------------------------------------------------------------- measurement
 
 
-def _tree_rss(proc) -> int:
+def _sample_tree(proc, cpu: dict[int, float]) -> int:
+    """Resident memory of ``proc`` and its descendants, bytes; records each one's CPU seconds in ``cpu``."""
     import psutil
 
     total = 0
     for p in [proc, *proc.children(recursive=True)]:
         try:
             total += p.memory_info().rss
+            times = p.cpu_times()
+            cpu[p.pid] = times.user + times.system
         except psutil.Error:
             pass
     return total
 
 
+def warm_page_cache(manifest: Path) -> None:
+    """Read every input file once, so that no method pays (or is spared) the disk reads of another."""
+    from nepkit.sources import _expand_vrts, load_manifest
+
+    m = load_manifest(manifest)
+    for path in sorted(_expand_vrts({str(m.mines.path)} | {f for spec in m.rasters() for f in spec.files})):
+        with open(path, "rb") as fh:
+            while fh.read(1 << 24):
+                pass
+
+
 def measure(method: str, manifest: Path, workers: int, sample: int) -> dict:
-    """Run one method in a fresh process; wall time and peak memory of its whole process tree."""
+    """Run one method in a fresh process: wall time, CPU time and peak memory of its whole process tree."""
     import psutil
+
+    warm_page_cache(manifest)
 
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         out = Path(fh.name)
     cmd = [sys.executable, __file__, "--child", method, "--manifest", str(manifest), "--workers", str(workers),
            "--sample", str(sample), "--json", str(out)]
+    load = os.getloadavg()[0]
     start = time.perf_counter()
     child = subprocess.Popen(cmd, cwd=ROOT)
-    proc, peak, stop = psutil.Process(child.pid), [0], threading.Event()
+    proc, peak, cpu, stop = psutil.Process(child.pid), [0], {}, threading.Event()
 
-    def sample_memory() -> None:
+    def sample_tree() -> None:
         while not stop.is_set():
             try:
-                peak[0] = max(peak[0], _tree_rss(proc))
+                peak[0] = max(peak[0], _sample_tree(proc, cpu))
             except psutil.Error:
                 pass
             time.sleep(0.05)
 
-    sampler = threading.Thread(target=sample_memory, daemon=True)
+    sampler = threading.Thread(target=sample_tree, daemon=True)
     sampler.start()
     code = child.wait()
     wall = time.perf_counter() - start
@@ -330,6 +347,7 @@ def measure(method: str, manifest: Path, workers: int, sample: int) -> dict:
     out.unlink()
     seconds = result.get("seconds_extrapolated", result.get("seconds_timed", wall))
     result |= {"method": method, "wall_s": wall, "seconds": seconds, "peak_mb": peak[0] / 2**20,
+               "cpu_s": sum(cpu.values()), "load": load,
                "mine_years_per_s": result["mines"] * result["years"] / seconds}
     return result
 
@@ -337,19 +355,21 @@ def measure(method: str, manifest: Path, workers: int, sample: int) -> dict:
 def report(world: str, rows: list[dict]) -> None:
     by = {r["method"]: r for r in rows}
     print(f"\n== {world} ==")
-    print(f"{'method':<13}{'wall s':>8}{'seconds':>9}{'peak MB':>9}{'mine-years/s':>14}  note")
+    print(f"{'method':<13}{'wall s':>8}{'seconds':>9}{'CPU s':>8}{'peak MB':>9}{'mine-years/s':>14}{'load':>6}  note")
     for r in rows:
         print(
-            f"{r['method']:<13}{r['wall_s']:>8.1f}{r['seconds']:>9.1f}{r['peak_mb']:>9.0f}"
-            f"{r['mine_years_per_s']:>14.0f}  {r.get('note', '')}"
+            f"{r['method']:<13}{r['wall_s']:>8.1f}{r['seconds']:>9.1f}{r['cpu_s']:>8.1f}{r['peak_mb']:>9.0f}"
+            f"{r['mine_years_per_s']:>14.0f}{r['load']:>6.1f}  {r.get('note', '')}"
         )
-    print("(seconds: the time throughput is computed on; wall s: the process, start-up included)")
+    print("(seconds: the time throughput is computed on; wall s and CPU s: the whole process tree,\n"
+          " start-up included; load: the machine's 1-minute load average when the method started)")
     if "nepkit" not in by:
         return
     nk = by["nepkit"]
     print(f"mines {nk['mines']}, years {nk['years']}, tasks {nk.get('tasks')}")
     if "floor" in by:
-        print(f"nepkit / floor time:          {nk['seconds'] / by['floor']['seconds']:.2f}  (target <= 1.3)")
+        print(f"nepkit / floor time:          {nk['seconds'] / by['floor']['seconds']:.2f}  (target <= 1.3)"
+              f"  [CPU time: {nk['cpu_s'] / by['floor']['cpu_s']:.2f}]")
     if "exactextract" in by:
         print(f"nepkit / exactextract time:   {nk['seconds'] / by['exactextract']['seconds']:.2f}  (target <= 1)")
     if "rasterstats" in by:

@@ -11,27 +11,51 @@ scheme permutes a predictor only *within* the cells of a grid built, in each tre
 from that tree's split points on the predictors associated with it, so the
 permutation keeps the association and measures what the predictor adds beyond them.
 
-:func:`conditional_permutation_importance` follows ``permimp``'s default scheme, for
-scikit-learn forests. In each tree, on the tree's out-of-bag rows:
+:func:`conditional_permutation_importance` computes it for scikit-learn forests. In
+each tree, on the tree's out-of-bag rows:
 
-1. every predictor the tree splits on is binned by the tree's split points on it;
-2. ``selection="tree"`` (``permimp``'s default): predictor ``v`` conditions predictor
-   ``j`` when ``1 - p`` of Pearson's chi-squared test of independence of their
-   binned values exceeds ``threshold``; ``selection="global"`` (party's original
-   scheme): when ``1 - p`` of a correlation test on all rows (:func:`association`)
-   exceeds it;
-3. ``j`` is permuted within the cells of the grid of its conditioning variables' bins;
-   the tree's importance is its increase in mean squared error; a tree that never
-   splits on ``j`` contributes 0;
-4. the forest's importance is the mean over trees.
+1. *Which predictors condition predictor j.* ``selection="strength"`` (the default):
+   ``v`` conditions ``j`` when ``1 - p`` of the test of Spearman's rank correlation
+   between them, computed as if on ``effective_n`` independent rows
+   (:func:`association`), exceeds ``threshold``: a fixed cutoff on the strength of
+   the association, ``|rho| > sqrt(chi2_1(threshold) / (effective_n - 1))``. With
+   :data:`EFFECTIVE_N` = 20, ``threshold`` 0.2, 0.5, 0.8, 0.95 and 0.99 mean
+   ``|rho|`` above 0.06, 0.15, 0.29, 0.45 and 0.59 (:func:`rho_cutoff`).
+   ``selection="tree"`` (``permimp``'s default) and ``"global"`` (party's) use the
+   same threshold on ``1 - p`` of significance tests on all the rows: per tree,
+   Pearson's chi-squared test of the predictors binned by the tree's split points;
+   globally, the correlation test on all rows of X.
+2. *The grid.* The tree's split points on the conditioning predictors are taken in
+   the order the tree made them (level by level from the root, left to right) and
+   added to the grid for as long as an out-of-bag row's cell still holds, on
+   average over the rows, at least ``min_cell_rows`` rows; by default the square
+   root of the tree's out-of-bag rows (about 25 of 620, 8 of 65), so that the grid
+   has about as many cells as a cell has rows (the square-root rule of histogram
+   bins). When the tree's full grid is that coarse already, it is ``permimp``'s
+   grid; ``min_cell_rows=1`` always gives it.
+3. ``j`` is permuted within the cells; the tree's importance is its increase in mean
+   squared error; a tree that never splits on ``j`` contributes 0. The forest's
+   importance is the mean over trees.
 
 ``threshold=1`` selects nothing: the plain out-of-bag permutation importance,
-computed the same way. With many rows and deep trees every test is "significant" and
-the grid has about one out-of-bag row per cell, so the permutation moves nothing and
-the importances collapse towards zero. The diagnostics returned beside the importance
-(conditioning variables per tree, rows per cell, share of rows whose bin the
-permutation changes) show when that happens; the chapter compares the rankings
-across thresholds, as Debeer & Strobl advise.
+computed the same way.
+
+Why not ``permimp``'s scheme as it stands: significance grows with the number of
+rows. The mines cluster in mining districts and share their gridded climate, so on
+a sample of 1,700 mines a rank correlation of 0.05 is already "significant", and the
+per-tree chi-squared test on the finely binned predictors of deep trees conditions a
+predictor on most of the others; a fully grown tree has a hundred split points per
+predictor, so the grid of a few conditioning predictors has about one out-of-bag row
+per cell, often rows of one district with the same climate: the permutation moves
+nothing, and every conditional importance collapses towards zero (party's default
+threshold of 0.2 collapses the same way). Step 1 makes ``threshold`` a strength of association that does not
+drift with the sample size; step 2 keeps the cells full enough to permute within.
+Both stay inside the grid scheme of Strobl et al.: the cells are made of the tree's
+own split points, coarsened from the leaves up. The diagnostics returned beside the
+importance (conditioning variables per tree, rows per cell, share of the split points
+the grid keeps, share of rows whose bin the permutation changes) show how much
+conditioning took place; the chapter compares the rankings across thresholds, as
+Debeer & Strobl advise.
 """
 
 from __future__ import annotations
@@ -64,7 +88,9 @@ __all__ = [
     "DriversResult",
     "SENSITIVITY_THRESHOLDS",
     "N_REPEATS",
+    "EFFECTIVE_N",
     "association",
+    "rho_cutoff",
     "conditioning_sets",
     "conditional_permutation_importance",
     "threshold_sensitivity",
@@ -81,13 +107,16 @@ __all__ = [
 SENSITIVITY_THRESHOLDS = (0.2, 0.5, 0.8, 0.95, 0.99, 1.0)
 #: Permutations per predictor (and tree) of every permutation importance.
 N_REPEATS = 5
+#: Independent rows the association test of ``selection="strength"`` assumes: permimp's
+#: default threshold 0.95 then conditions on predictors with ``|rho| > 0.45`` (``rho**2 > 0.2``).
+EFFECTIVE_N = 20
 #: Rows explained by SHAP, rows averaged by the partial dependence, its grid size.
 SHAP_ROWS, PD_ROWS, PD_GRID = 300, 300, 20
 #: Below these sizes the model sample is too small to rank drivers.
 MIN_TRAIN_ROWS, MIN_TEST_ROWS = 20, 5
 
 Association = Literal["pearson", "spearman"]
-Selection = Literal["tree", "global"]
+Selection = Literal["strength", "tree", "global"]
 
 
 class DriversError(ValueError):
@@ -151,12 +180,16 @@ def _model_space(estimator: Any, X: pd.DataFrame | np.ndarray) -> tuple[ForestRe
 # ------------------------------------------------------------------ association
 
 
-def association(X: pd.DataFrame | np.ndarray, *, method: Association = "pearson") -> pd.DataFrame:
+def association(
+    X: pd.DataFrame | np.ndarray, *, method: Association = "pearson", effective_n: float | None = None
+) -> pd.DataFrame:
     """Pairwise association of the predictors as ``1 - p`` of a test of independence.
 
     The statistic is party's conditional-inference statistic for two numeric
     variables, ``(n - 1) r**2``, referred to a chi-squared distribution with one
     degree of freedom (party's ``varimp`` selects conditioning variables with it).
+    With ``effective_n``, ``n`` is that number instead of the number of rows: the
+    test then measures the strength of the association, not how many rows show it.
 
     Parameters
     ----------
@@ -164,6 +197,8 @@ def association(X: pd.DataFrame | np.ndarray, *, method: Association = "pearson"
         The predictors (in the space the forest sees them).
     method : {"pearson", "spearman"}
         Correlation ``r`` of the statistic: Pearson's, or Pearson's of the ranks.
+    effective_n : float, optional
+        Independent rows the test assumes (more than 1); default: the rows of X.
 
     Returns
     -------
@@ -177,6 +212,10 @@ def association(X: pd.DataFrame | np.ndarray, *, method: Association = "pearson"
     >>> X = pd.DataFrame({"a": a, "b": a + rng.normal(size=200), "c": rng.normal(size=200)})
     >>> bool(association(X).loc["a", "b"] > 0.99)
     True
+    >>> round(float(association(X, effective_n=20).loc["a", "b"]), 3)  # r = 0.66
+    0.996
+    >>> round(float(association(X, effective_n=20).loc["a", "c"]), 2)  # r = 0.06
+    0.21
     """
     names = list(X.columns) if isinstance(X, pd.DataFrame) else [f"x{i}" for i in range(np.shape(X)[1])]
     A = np.asarray(X, dtype=float)
@@ -184,11 +223,28 @@ def association(X: pd.DataFrame | np.ndarray, *, method: Association = "pearson"
         A = rankdata(A, axis=0)
     elif method != "pearson":
         raise DriversError(f"association method must be 'pearson' or 'spearman', got {method!r}")
+    n = len(A) if effective_n is None else effective_n
+    if n <= 1:
+        raise DriversError(f"effective_n must exceed 1 (independent rows of the association test), got {n}")
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.corrcoef(A, rowvar=False)
-    crit = chi2.cdf((len(A) - 1) * np.nan_to_num(r) ** 2, df=1)
+    crit = chi2.cdf((n - 1) * np.nan_to_num(r) ** 2, df=1)
     np.fill_diagonal(crit, 0.0)
     return pd.DataFrame(crit, index=names, columns=names)
+
+
+def rho_cutoff(threshold: float, effective_n: float = EFFECTIVE_N) -> float:
+    """The correlation above which :func:`association` at ``effective_n`` exceeds ``threshold``.
+
+    ``sqrt(chi2_1(threshold) / (effective_n - 1))``, capped at 1; 1 for threshold 1.
+
+    Examples
+    --------
+    >>> [round(rho_cutoff(t), 2) for t in (0.2, 0.5, 0.8, 0.95, 0.99)]
+    [0.06, 0.15, 0.29, 0.45, 0.59]
+    """
+    _check_threshold(threshold)
+    return float(min(1.0, np.sqrt(chi2.ppf(threshold, df=1) / (effective_n - 1))))
 
 
 def conditioning_sets(assoc: pd.DataFrame, threshold: float) -> dict[str, list[str]]:
@@ -249,23 +305,51 @@ def _rows_per_tree(forest: ForestRegressor, n: int, data: str) -> list[np.ndarra
     return [np.flatnonzero(np.bincount(inbag, minlength=n) == 0) for inbag in forest.estimators_samples_]
 
 
-def _tree_bins(tree: Any, Xo: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bin the rows by the tree's split points on each predictor it uses.
-
-    Returns the predictors used (indices), their dense bin codes (rows x used) and
-    the number of occupied bins of each.
-    """
+def _level_order(tree: Any) -> np.ndarray:
+    """The tree's internal nodes in the order it made them: level by level from the root, left to right."""
     t = tree.tree_
-    internal = t.feature >= 0
-    feats, thresholds = t.feature[internal], t.threshold[internal]
+    levels, level = [], np.array([0])
+    while len(level):
+        levels.append(level)
+        children = np.column_stack([t.children_left[level], t.children_right[level]]).ravel()
+        level = children[children >= 0]
+    nodes = np.concatenate(levels)
+    return nodes[t.feature[nodes] >= 0]
+
+
+@dataclass(frozen=True)
+class _TreeSplits:
+    """A tree's split points and the evaluation rows binned by them.
+
+    ``used``: predictors the tree splits on; ``values``: the rows' values of those
+    predictors (columns follow ``used``); ``codes`` and ``levels``: the rows' dense
+    bins by all split points of each used predictor; ``order`` and ``thresholds``:
+    position in ``used`` of the predictor of each split, and its split point, in
+    level order.
+    """
+
+    used: np.ndarray
+    values: np.ndarray
+    codes: np.ndarray
+    levels: np.ndarray
+    order: np.ndarray
+    thresholds: np.ndarray
+
+
+def _tree_splits(tree: Any, Xo: np.ndarray) -> _TreeSplits:
+    """Bin the evaluation rows ``Xo`` by the tree's split points."""
+    t = tree.tree_
+    nodes = _level_order(tree)
+    feats, thresholds = t.feature[nodes], t.threshold[nodes]
     used = np.unique(feats)
+    values = Xo[:, used]
     codes = np.empty((len(Xo), len(used)), dtype=np.int64)
     levels = np.empty(len(used), dtype=np.int64)
     for a, v in enumerate(used):
-        raw = np.searchsorted(np.unique(thresholds[feats == v]), Xo[:, v], side="left")
+        raw = np.searchsorted(np.unique(thresholds[feats == v]), values[:, a], side="left")
         occupied, codes[:, a] = np.unique(raw, return_inverse=True)
         levels[a] = len(occupied)
-    return used, codes, levels
+    return _TreeSplits(used, values, codes, levels, np.searchsorted(used, feats), thresholds)
 
 
 def _cell_ids(codes: np.ndarray, levels: np.ndarray) -> np.ndarray:
@@ -285,33 +369,111 @@ def _cell_ids(codes: np.ndarray, levels: np.ndarray) -> np.ndarray:
     return np.unique(ids, return_inverse=True)[1].ravel()
 
 
-def _within_cell_permutation(cells: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Row indices ``perm`` such that ``x[perm]`` permutes ``x`` at random within each cell.
+def _rows_per_cell(cells: np.ndarray) -> float:
+    """Mean, over rows, of the number of rows in a row's cell."""
+    return float(np.bincount(cells)[cells].mean())
 
-    One sort by (cell, random key) lists each cell's rows in random order; a stable
-    sort by cell lists them in their own order; pairing the two maps every row to a
-    random row of its cell.
+
+def _grid(splits: _TreeSplits, cond: Sequence[int], min_cell_rows: float) -> tuple[np.ndarray, float]:
+    """The conditioning grid of one predictor: its cells and the share of split points it keeps.
+
+    The grid of the first ``k`` split points on ``cond`` in level order, ``k`` as large
+    as keeps :func:`_rows_per_cell` at least ``min_cell_rows`` (it only falls as ``k``
+    grows: bisection). A row's bin on predictor ``v`` is the number of kept split
+    points on ``v`` below its value (a tree sends ``x <= t`` left): rows share a bin
+    exactly when no kept split point separates them. The share is NaN when the tree
+    does not split on ``cond``.
     """
-    perm = np.empty(len(cells), dtype=np.intp)
-    perm[np.argsort(cells, kind="stable")] = np.lexsort((rng.random(len(cells)), cells))
-    return perm
+    candidates = np.flatnonzero(np.isin(splits.order, cond))
+    if len(candidates) == 0:
+        return np.zeros(len(splits.values), dtype=np.int64), np.nan
+    on = splits.order[candidates]
+    above = splits.values[:, on] > splits.thresholds[candidates]
+    below = {a: np.cumsum(above[:, on == a], axis=1) for a in cond}  # bins by the first 1, 2, ... split points
+    kept = {a: np.cumsum(on == a) for a in cond}  # split points on a among the first 1, 2, ... candidates
+
+    def cells(k: int) -> np.ndarray:
+        counts = np.array([kept[a][k - 1] if k else 0 for a in cond])
+        codes = np.column_stack([below[a][:, c - 1] if c else np.zeros(len(above), dtype=np.int64)
+                                 for a, c in zip(cond, counts, strict=True)])
+        return _cell_ids(codes, counts + 1)
+
+    full = cells(len(candidates))
+    if _rows_per_cell(full) >= min_cell_rows:
+        return full, 1.0
+    lo, hi, best = 0, len(candidates) - 1, cells(0)
+    while lo < hi:  # invariant: the first lo split points keep the cells full enough, the first hi + 1 do not
+        mid = (lo + hi + 1) // 2
+        trial = cells(mid)
+        if _rows_per_cell(trial) >= min_cell_rows:
+            lo, best = mid, trial
+        else:
+            hi = mid - 1
+    return best, lo / len(candidates)
+
+
+def _within_cell_permutations(
+    cells: np.ndarray, rng: np.random.Generator, n_repeats: int, by_cell: np.ndarray | None = None
+) -> np.ndarray:
+    """``n_repeats`` rows of indices ``perm`` such that ``x[perm]`` permutes ``x`` at random within each cell.
+
+    Sorting by cell plus a uniform random key lists each cell's rows in random order;
+    a stable sort by cell (``by_cell``, computed when not given) lists them in their
+    own order; pairing the two maps every row to a random row of its cell.
+    """
+    by_cell = np.argsort(cells, kind="stable") if by_cell is None else by_cell
+    perms = np.empty((n_repeats, len(cells)), dtype=np.intp)
+    perms[:, by_cell] = np.argsort(cells + rng.random((n_repeats, len(cells))), axis=1, kind="stable")
+    return perms
 
 
 @dataclass(frozen=True)
 class _Scheme:
-    """How conditioning variables are chosen: threshold, per-tree test or global sets."""
+    """How conditioning variables are chosen (threshold, per-tree test or global sets) and the grid's floor."""
 
     threshold: float
     selection: Selection
     global_sets: list[list[int]]
+    min_cell_rows: float | None
 
-    def conditioning(self, used: np.ndarray, codes: np.ndarray, levels: np.ndarray) -> list[list[int]]:
-        """For each used predictor (position in ``used``), the positions it is conditioned on."""
+    def conditioning(self, state: _TreeState) -> list[list[int]]:
+        """For each used predictor (position in ``state.splits.used``), the positions it is conditioned on."""
+        used = state.splits.used
         if self.selection == "tree":
-            crit = _binned_association(codes, levels)
-            return [list(np.flatnonzero(crit[a] > self.threshold)) for a in range(len(used))]
+            return [list(np.flatnonzero(state.binned_association()[a] > self.threshold)) for a in range(len(used))]
         where = {v: a for a, v in enumerate(used)}
         return [[where[v] for v in self.global_sets[j] if v in where] for j in used]
+
+
+@dataclass
+class _TreeState:
+    """One tree on its evaluation rows: predictions, split points, and the grids built so far."""
+
+    tree: Any
+    Xo: np.ndarray
+    yo: np.ndarray
+    base: np.ndarray
+    splits: _TreeSplits
+    grids: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, float]] = field(default_factory=dict)
+    crit: np.ndarray | None = None
+
+    def binned_association(self) -> np.ndarray:
+        """:func:`_binned_association` of the tree's bins (computed once)."""
+        if self.crit is None:
+            self.crit = _binned_association(self.splits.codes, self.splits.levels)
+        return self.crit
+
+    def grid(self, cond: list[int], min_cell_rows: float | None) -> tuple[np.ndarray, np.ndarray, float]:
+        """Cells, their stable sort order and the grid share of :func:`_grid` (computed once per set).
+
+        ``min_cell_rows=None``: the square root of the tree's evaluation rows.
+        """
+        key = tuple(cond)
+        if key not in self.grids:
+            floor = np.sqrt(len(self.Xo)) if min_cell_rows is None else min_cell_rows
+            cells, share = _grid(self.splits, cond, floor)
+            self.grids[key] = (cells, np.argsort(cells, kind="stable"), share)
+        return self.grids[key]
 
 
 @dataclass
@@ -320,39 +482,35 @@ class _TreeResult:
     used: np.ndarray  # (p,) bool: the tree splits on the predictor
     n_conditioning: np.ndarray  # (p,) conditioning variables in this tree
     rows_per_cell: np.ndarray  # (p,) mean number of rows in a row's cell
+    grid_share: np.ndarray  # (p,) share of the conditioning variables' split points in the grid
     moved: np.ndarray  # (p,) share of rows whose bin the permutation changed
 
 
-def _permute_tree(
-    tree: Any, Xo: np.ndarray, yo: np.ndarray, scheme: _Scheme, n_repeats: int, rng: np.random.Generator
-) -> tuple[_TreeResult, np.ndarray]:
-    """Conditional permutation importance of one tree on its evaluation rows ``Xo``."""
+def _permute_tree(state: _TreeState, scheme: _Scheme, n_repeats: int, rng: np.random.Generator) -> _TreeResult:
+    """Conditional permutation importance of one tree on its evaluation rows."""
+    Xo, splits = state.Xo, state.splits
     m, p = Xo.shape
-    base = tree.predict(Xo, check_input=False)
-    used, codes, levels = _tree_bins(tree, Xo)
-    cond = scheme.conditioning(used, codes, levels)
-    out = _TreeResult(np.zeros((n_repeats, p)), np.isin(np.arange(p), used), *np.full((3, p), np.nan))
+    cond = scheme.conditioning(state)
+    out = _TreeResult(np.zeros((n_repeats, p)), np.isin(np.arange(p), splits.used), *np.full((4, p), np.nan))
     blocks, targets = [], []
-    for a, j in enumerate(used):
-        cells = _cell_ids(codes[:, cond[a]], levels[cond[a]])
+    for a, j in enumerate(splits.used):
+        cells, by_cell, out.grid_share[j] = state.grid(cond[a], scheme.min_cell_rows)
         out.n_conditioning[j] = len(cond[a])
-        out.rows_per_cell[j] = np.bincount(cells)[cells].mean()
-        moved = []
-        for r in range(n_repeats):
-            perm = _within_cell_permutation(cells, rng)
-            moved.append(np.mean(codes[perm, a] != codes[:, a]))
-            if moved[-1] > 0:  # else the tree's prediction cannot change: increase 0
-                Xp = Xo.copy()
-                Xp[:, j] = Xo[perm, j]
-                blocks.append(Xp)
-                targets.append((r, j))
-        out.moved[j] = np.mean(moved)
+        out.rows_per_cell[j] = _rows_per_cell(cells)
+        perms = _within_cell_permutations(cells, rng, n_repeats, by_cell)
+        moved = np.mean(splits.codes[perms, a] != splits.codes[:, a], axis=1)
+        for r in np.flatnonzero(moved > 0):  # else the tree's prediction cannot change: increase 0
+            Xp = Xo.copy()
+            Xp[:, j] = Xo[perms[r], j]
+            blocks.append(Xp)
+            targets.append((r, j))
+        out.moved[j] = moved.mean()
     if blocks:
-        pred = tree.predict(np.concatenate(blocks), check_input=False).reshape(len(blocks), m)
-        loss = np.mean((yo - pred) ** 2, axis=1) - np.mean((yo - base) ** 2)
+        pred = state.tree.predict(np.concatenate(blocks), check_input=False).reshape(len(blocks), m)
+        loss = np.mean((state.yo - pred) ** 2, axis=1) - np.mean((state.yo - state.base) ** 2)
         rr, jj = np.array(targets).T
         out.increase[rr, jj] = loss
-    return out, base
+    return out
 
 
 def _check_oob_alignment(forest: ForestRegressor, rows: list[np.ndarray], preds: list[np.ndarray], n: int) -> None:
@@ -372,6 +530,87 @@ def _check_oob_alignment(forest: ForestRegressor, rows: list[np.ndarray], preds:
         )
 
 
+def _global_sets(
+    Xt: np.ndarray, names: list[str], threshold: float, selection: Selection, method: Association, effective_n: float
+) -> list[list[int]]:
+    """Conditioning variables of each predictor (positions) for the ``strength`` and ``global`` selections."""
+    if selection == "tree":
+        return []
+    n = effective_n if selection == "strength" else None
+    sets = conditioning_sets(association(pd.DataFrame(Xt, columns=names), method=method, effective_n=n), threshold)
+    return [[names.index(v) for v in sets[j]] for j in names]
+
+
+def _check_options(thresholds: Sequence[float], n_repeats: int, selection: str, min_cell_rows: float | None) -> None:
+    for t in thresholds:
+        _check_threshold(t)
+    if n_repeats < 1:
+        raise DriversError(f"n_repeats must be at least 1, got {n_repeats}")
+    if selection not in ("strength", "tree", "global"):
+        raise DriversError(f"selection must be 'strength', 'tree' or 'global', got {selection!r}")
+    if min_cell_rows is not None and not min_cell_rows >= 1:
+        raise DriversError(
+            f"min_cell_rows must be None (square-root rule) or at least 1 (1 keeps the tree's full grid), "
+            f"got {min_cell_rows}"
+        )
+
+
+def _importances(
+    estimator: Any,
+    X: pd.DataFrame | np.ndarray,
+    y: pd.Series | np.ndarray,
+    thresholds: Sequence[float],
+    *,
+    n_repeats: int = N_REPEATS,
+    random_state: int | None = None,
+    data: Literal["oob", "holdout"] = "oob",
+    selection: Selection = "strength",
+    association_method: Association = "spearman",
+    effective_n: float = EFFECTIVE_N,
+    min_cell_rows: float | None = None,
+) -> list[pd.DataFrame]:
+    """:func:`conditional_permutation_importance` at each threshold, in one pass over the trees.
+
+    Each threshold gets its own generator seeded with ``random_state``, so the result
+    at a threshold does not depend on the other thresholds; the trees' bins and grids
+    are built once. Thresholds with the same conditioning sets (``strength`` and
+    ``global`` selections) give the same table, computed once.
+    """
+    _check_options(thresholds, n_repeats, selection, min_cell_rows)
+    forest, Xt, names = _model_space(estimator, X)
+    yv = np.asarray(y, dtype=float).ravel()
+    if len(yv) != len(Xt):
+        raise DriversError(f"X has {len(Xt)} rows but y has {len(yv)}")
+    schemes = [_Scheme(t, selection, _global_sets(Xt, names, t, selection, association_method, effective_n),
+                       min_cell_rows) for t in thresholds]
+    # thresholds with the same conditioning sets share one computation (not so for per-tree selection)
+    keys = [t if selection == "tree" else repr(s.global_sets) for t, s in zip(thresholds, schemes, strict=True)]
+    distinct = {k: schemes[keys.index(k)] for k in keys}
+    rows = _rows_per_tree(forest, len(Xt), data)
+    rngs = {k: np.random.default_rng(random_state) for k in distinct}
+    results: dict[Any, list[_TreeResult]] = {k: [] for k in distinct}
+    preds = []
+    for tree, r in zip(forest.estimators_, rows, strict=True):
+        if len(r) == 0:
+            continue
+        state = _TreeState(tree, Xt[r], yv[r], tree.predict(Xt[r], check_input=False), _tree_splits(tree, Xt[r]))
+        preds.append(state.base)
+        for k, scheme in distinct.items():
+            results[k].append(_permute_tree(state, scheme, n_repeats, rngs[k]))
+    if not preds:
+        raise DriversError("no tree has out-of-bag rows: too few training rows for importances")
+    if data == "oob":
+        _check_oob_alignment(forest, [r for r in rows if len(r)], preds, len(Xt))
+    tables = []
+    for t, k in zip(thresholds, keys, strict=True):
+        settings = {"threshold": t, "data": data, "selection": selection, "n_trees": len(preds),
+                    "min_cell_rows": min_cell_rows}
+        if selection == "strength":
+            settings.update(effective_n=effective_n, rho_cutoff=rho_cutoff(t, effective_n))
+        tables.append(_cpi_table(names, results[k], n_repeats).pipe(_with_attrs, **settings))
+    return tables
+
+
 def conditional_permutation_importance(
     estimator: Any,
     X: pd.DataFrame | np.ndarray,
@@ -381,8 +620,10 @@ def conditional_permutation_importance(
     n_repeats: int = N_REPEATS,
     random_state: int | None = None,
     data: Literal["oob", "holdout"] = "oob",
-    selection: Selection = "tree",
-    association_method: Association = "pearson",
+    selection: Selection = "strength",
+    association_method: Association = "spearman",
+    effective_n: float = EFFECTIVE_N,
+    min_cell_rows: float | None = None,
 ) -> pd.DataFrame:
     """Conditional permutation importance (Strobl et al. 2008; Debeer & Strobl 2020).
 
@@ -401,7 +642,8 @@ def conditional_permutation_importance(
     threshold : float
         A variable conditions a predictor when their association ``1 - p`` exceeds
         it. 1 conditions on nothing (marginal permutation importance, computed the
-        same way). ``permimp``'s default is 0.95, party's 0.2.
+        same way). ``permimp``'s default is 0.95, party's 0.2. Under the default
+        ``selection="strength"`` it is a cutoff on ``|rho|`` (:func:`rho_cutoff`).
     n_repeats : int
         Permutations per predictor and tree; the reported sd is over repeats.
     random_state : int or None
@@ -409,13 +651,22 @@ def conditional_permutation_importance(
     data : {"oob", "holdout"}
         Evaluate each tree on its out-of-bag rows (``permimp``'s default) or every
         tree on all rows of ``X``.
-    selection : {"tree", "global"}
-        ``"tree"``: in each tree, Pearson's chi-squared test of independence of the
-        two predictors binned by the tree's split points, on the evaluation rows
-        (``permimp``'s default). ``"global"``: the correlation test of
-        :func:`association` on all rows of X (party's scheme).
-    association_method : {"pearson", "spearman"}
-        Correlation of the global test (``selection="global"`` only).
+    selection : {"strength", "tree", "global"}
+        ``"strength"``: the correlation test of :func:`association` at
+        ``effective_n`` rows (a fixed cutoff on the correlation). ``"tree"``: in
+        each tree, Pearson's chi-squared test of independence of the two predictors
+        binned by the tree's split points, on the evaluation rows (``permimp``'s
+        default). ``"global"``: the correlation test of :func:`association` on all
+        rows of X (party's scheme, which uses Pearson's correlation).
+    association_method : {"spearman", "pearson"}
+        Correlation of the ``strength`` and ``global`` tests.
+    effective_n : float
+        Independent rows assumed by the ``strength`` test (more than 1).
+    min_cell_rows : float or None
+        Floor of the mean number of evaluation rows in a row's grid cell: the grid
+        keeps the tree's split points on the conditioning variables, in level
+        order, only as far as the floor allows. None: the square root of the tree's
+        evaluation rows. 1 keeps them all (``permimp``'s grid).
 
     Returns
     -------
@@ -424,9 +675,10 @@ def conditional_permutation_importance(
         increase in mean squared error (units of y squared); ``trees_used`` (share of
         trees splitting on it); averaged over those trees, ``n_conditioning`` (the
         variables it is conditioned on), ``rows_per_cell`` (evaluation rows in a row's
-        cell) and ``moved_share`` (share of rows whose bin of the predictor the
-        permutation changed: 0 means the permutation can change nothing). ``attrs``
-        holds the settings.
+        cell), ``grid_share`` (share of the tree's split points on the conditioning
+        variables that the grid keeps; NaN without any) and ``moved_share`` (share of
+        rows whose bin of the predictor the permutation changed: 0 means the
+        permutation can change nothing). ``attrs`` holds the settings.
 
     Examples
     --------
@@ -439,35 +691,11 @@ def conditional_permutation_importance(
     >>> cpi.sort_values("mean").indicator.iloc[-1]
     'x0'
     """
-    _check_threshold(threshold)
-    if n_repeats < 1:
-        raise DriversError(f"n_repeats must be at least 1, got {n_repeats}")
-    if selection not in ("tree", "global"):
-        raise DriversError(f"selection must be 'tree' or 'global', got {selection!r}")
-    forest, Xt, names = _model_space(estimator, X)
-    yv = np.asarray(y, dtype=float).ravel()
-    if len(yv) != len(Xt):
-        raise DriversError(f"X has {len(Xt)} rows but y has {len(yv)}")
-    global_sets = []
-    if selection == "global":
-        sets = conditioning_sets(association(pd.DataFrame(Xt, columns=names), method=association_method), threshold)
-        global_sets = [[names.index(v) for v in sets[j]] for j in names]
-    scheme = _Scheme(threshold, selection, global_sets)
-    rows = _rows_per_tree(forest, len(Xt), data)
-    rng = np.random.default_rng(random_state)
-    results, preds = [], []
-    for tree, r in zip(forest.estimators_, rows, strict=True):
-        if len(r) > 0:
-            res, base = _permute_tree(tree, Xt[r], yv[r], scheme, n_repeats, rng)
-            results.append(res)
-            preds.append(base)
-    if not results:
-        raise DriversError("no tree has out-of-bag rows: too few training rows for importances")
-    if data == "oob":
-        _check_oob_alignment(forest, [r for r in rows if len(r)], preds, len(Xt))
-    return _cpi_table(names, results, n_repeats).pipe(
-        _with_attrs, threshold=threshold, data=data, selection=selection, n_trees=len(results)
-    )
+    return _importances(
+        estimator, X, y, [threshold], n_repeats=n_repeats, random_state=random_state, data=data,
+        selection=selection, association_method=association_method, effective_n=effective_n,
+        min_cell_rows=min_cell_rows,
+    )[0]
 
 
 def _cpi_table(names: list[str], results: list[_TreeResult], n_repeats: int) -> pd.DataFrame:
@@ -483,6 +711,7 @@ def _cpi_table(names: list[str], results: list[_TreeResult], n_repeats: int) -> 
                 "trees_used": np.mean([res.used for res in results], axis=0),
                 "n_conditioning": np.nanmean([res.n_conditioning for res in results], axis=0),
                 "rows_per_cell": np.nanmean([res.rows_per_cell for res in results], axis=0),
+                "grid_share": np.nanmean([res.grid_share for res in results], axis=0),
                 "moved_share": np.nanmean([res.moved for res in results], axis=0),
             }
         )
@@ -511,7 +740,8 @@ def threshold_sensitivity(
         Association thresholds, each in [0, 1].
     **kwargs
         Passed on (``n_repeats``, ``random_state``, ``data``, ``selection``, ...).
-        The same seed at every threshold: the permutations share random numbers.
+        The same seed at every threshold: each threshold's table is the one
+        :func:`conditional_permutation_importance` returns (computed in one pass).
 
     Returns
     -------
@@ -526,11 +756,11 @@ def threshold_sensitivity(
     >>> X = rng.normal(size=(200, 2))
     >>> rf = RandomForestRegressor(n_estimators=10, random_state=0).fit(X, X[:, 0])
     >>> threshold_sensitivity(rf, X, X[:, 0], thresholds=[0.5, 1.0], random_state=0).shape
-    (4, 9)
+    (4, 10)
     """
+    ordered = sorted(set(thresholds))
     parts = []
-    for t in sorted(set(thresholds)):
-        part = conditional_permutation_importance(estimator, X, y, threshold=t, **kwargs)
+    for t, part in zip(ordered, _importances(estimator, X, y, ordered, **kwargs), strict=True):
         part.insert(0, "threshold", t)
         part["rank"] = _rank(part["mean"])
         parts.append(part)
@@ -834,9 +1064,13 @@ class DriversResult:
         diagnostics.
     sensitivity : DataFrame
         CPI at every threshold of :data:`SENSITIVITY_THRESHOLDS` (and the run's).
+    permimp : DataFrame
+        CPI at the run's threshold under ``permimp``'s own scheme (per-tree
+        chi-squared selection, the tree's full grid), for comparison.
     association : DataFrame
-        ``1 - p`` of the global correlation test between predictors
-        (:func:`association`, forest's input space, training rows).
+        ``1 - p`` of the association test that selects the conditioning predictors
+        (:func:`association` of Spearman's correlation at :data:`EFFECTIVE_N` rows,
+        training rows).
     correlation : DataFrame
         Spearman's rank correlation between the indicators of the training rows.
     pd_curves : DataFrame
@@ -860,6 +1094,7 @@ class DriversResult:
     table: pd.DataFrame = field(default_factory=pd.DataFrame)
     cpi: pd.DataFrame = field(default_factory=pd.DataFrame)
     sensitivity: pd.DataFrame = field(default_factory=pd.DataFrame)
+    permimp: pd.DataFrame = field(default_factory=pd.DataFrame)
     association: pd.DataFrame = field(default_factory=pd.DataFrame)
     correlation: pd.DataFrame = field(default_factory=pd.DataFrame)
     pd_curves: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -915,22 +1150,17 @@ def _summary_part(res: DriversResult, params: RunParams) -> dict[str, Any]:
     """The ``summary.json`` keys of the stage: ``drivers_top3`` and ``drivers``."""
     if not res.available:
         return {"drivers_top3": [], "drivers": {"available": False, "message": res.message}}
-    sens = {
-        f"{t:g}": {
-            "top3": g.sort_values("rank")["indicator"].head(3).tolist(),
-            "n_conditioning_mean": float(g["n_conditioning"].mean()),
-            "rows_per_cell_mean": float(g["rows_per_cell"].mean()),
-            "moved_share_mean": float(g["moved_share"].mean()),
-        }
-        for t, g in res.sensitivity.groupby("threshold")
-    }
+    sens = {f"{t:g}": _grid_summary(g) for t, g in res.sensitivity.groupby("threshold")}
     return {
         "drivers_top3": res.top3,
         "drivers": {
             "available": True,
             "threshold": params.cpi_threshold,
-            "selection": "per tree: 1 - p of Pearson's chi-squared test of the predictors binned by the "
-            "tree's split points, on its out-of-bag rows (permimp's default)",
+            "rho_cutoff": rho_cutoff(params.cpi_threshold),
+            "selection": f"1 - p of the test of Spearman's rank correlation at an effective sample size of "
+            f"{EFFECTIVE_N} rows, i.e. |rho| > {rho_cutoff(params.cpi_threshold):.2f} at the run's threshold",
+            "grid": "the tree's split points on the conditioning predictors in level order, as far as keeps a "
+            "mean of at least sqrt(out-of-bag rows) rows in a row's cell",
             "cpi_data": "out-of-bag rows of each tree (training sample)",
             "permutation_data": "held-out test rows",
             "loss": "increase in mean squared error, (g C m-2 a-1)^2",
@@ -940,9 +1170,26 @@ def _summary_part(res: DriversResult, params: RunParams) -> dict[str, Any]:
             "ranks": res.table.set_index("indicator")[["cpi_rank", "permutation_rank", "shap_rank"]]
             .astype(int).to_dict(orient="index"),
             "sensitivity": sens,
+            "permimp_scheme": _grid_summary(res.permimp.assign(rank=_rank(res.permimp["mean"]))),
             "truth_check": res.truth_check,
         },
     }
+
+
+def _grid_summary(cpi: pd.DataFrame) -> dict[str, Any]:
+    """Top three and mean grid diagnostics of one CPI table (with ``rank``)."""
+    return {
+        "top3": cpi.sort_values("rank")["indicator"].head(3).tolist(),
+        "n_conditioning_mean": float(cpi["n_conditioning"].mean()),
+        "rows_per_cell_mean": float(cpi["rows_per_cell"].mean()),
+        "grid_share_mean": _nan_to_none(cpi["grid_share"].mean()),
+        "moved_share_mean": float(cpi["moved_share"].mean()),
+    }
+
+
+def _nan_to_none(value: float) -> float | None:
+    """JSON has no NaN: a mean over no value is written as null."""
+    return None if not np.isfinite(value) else float(value)
 
 
 def run(params: RunParams, *, truth: Mapping[str, Any] | None = None) -> DriversResult:
@@ -988,6 +1235,8 @@ def run(params: RunParams, *, truth: Mapping[str, Any] | None = None) -> Drivers
     thresholds = sorted({*SENSITIVITY_THRESHOLDS, params.cpi_threshold})
     sensitivity = threshold_sensitivity(model, X, y, thresholds=thresholds, random_state=params.seed)
     cpi = sensitivity[sensitivity["threshold"] == params.cpi_threshold].drop(columns="threshold")
+    permimp = conditional_permutation_importance(model, X, y, threshold=params.cpi_threshold, selection="tree",
+                                                 min_cell_rows=1, random_state=params.seed)
     perm = plain_permutation_importance(
         model, test[list(INDICATORS)], test["target"], random_state=params.seed
     )
@@ -1000,7 +1249,8 @@ def run(params: RunParams, *, truth: Mapping[str, Any] | None = None) -> Drivers
         table=drivers_table(cpi, perm, shap_vals),
         cpi=cpi.reset_index(drop=True),
         sensitivity=sensitivity,
-        association=_association_of(model, X),
+        permimp=permimp,
+        association=association(X, method="spearman", effective_n=EFFECTIVE_N),
         correlation=X.corr(method="spearman"),
         pd_curves=partial_dependence_curves(model, pd_rows, random_state=params.seed),
         shap=shap_vals,
@@ -1014,12 +1264,6 @@ def run(params: RunParams, *, truth: Mapping[str, Any] | None = None) -> Drivers
     if truth is not None:
         res.truth_check = null_rank_check(res.table, truth)
     return _finish(res, params)
-
-
-def _association_of(model: Any, X: pd.DataFrame) -> pd.DataFrame:
-    """:func:`association` of X in the forest's input space, labelled by indicator."""
-    _, Xt, names = _model_space(model, X)
-    return association(pd.DataFrame(Xt, columns=names))
 
 
 def _finish(res: DriversResult, params: RunParams) -> DriversResult:

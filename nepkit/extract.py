@@ -35,7 +35,9 @@ Cache
     a per-region run computes only the tasks holding its mines and later
     runs of any region reuse them. Files are written atomically, so a run
     interrupted mid-way resumes with the tasks it finished and never reads a
-    half-written file.
+    half-written file; each file carries a SHA-256 checksum of its table, so
+    a file damaged later (a flipped bit, a truncated copy) is detected,
+    recomputed and counted (``stats["tasks_rejected"]``), never read.
 
 Examples
 --------
@@ -61,6 +63,8 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pyproj
 import rasterio
 import shapely
@@ -77,7 +81,7 @@ from rasterio.windows import Window
 from scipy import sparse
 
 from nepkit.artifacts import INDICATORS, artifact_path
-from nepkit.io import write_table
+from nepkit.io import atomic_path, write_table
 from nepkit.params import RunParams
 from nepkit.paths import RUNS_DIR
 from nepkit.rings import crosses_antimeridian, reference_rings, ring_envelopes
@@ -220,7 +224,7 @@ def run_extraction(
     region = restrict_region(mines, params, report, source=manifest.mines.path)
     needed = [t for t in tasks if np.isin(t.mine_ids, region["mine_id"].to_numpy()).any()]
     folder = _cache_folder(manifest, params, cache_dir)
-    results, computed = _run_tasks(needed, folder, manifest, params, progress=progress)
+    results, computed, rejected = _run_tasks(needed, folder, manifest, params, progress=progress)
     wide = pd.concat(results, ignore_index=True).set_index("mine_id") if results else pd.DataFrame()
     mines_out, panel, covariates = _assemble(region, wide.reindex(region["mine_id"]), params, report)
     stats = {
@@ -228,6 +232,7 @@ def run_extraction(
         "tasks_run": len(needed),
         "tasks_computed": computed,
         "tasks_reused": len(needed) - computed,
+        "tasks_rejected": rejected,
         "cache": str(folder),
         "seconds": round(time.perf_counter() - start, 2),
     }
@@ -482,34 +487,62 @@ def _default_cache(manifest: Manifest) -> Path:
 
 def _run_tasks(
     tasks: list[Task], folder: Path, manifest: Manifest, params: RunParams, *, progress: bool
-) -> tuple[list[pd.DataFrame], int]:
-    """Results of ``tasks``: cached files where present, the rest computed and cached."""
+) -> tuple[list[pd.DataFrame], int, int]:
+    """Results of ``tasks``: valid cached files where present, the rest computed and cached.
+
+    Also returns how many were computed and how many of those replace a damaged file.
+    """
     results: dict[str, pd.DataFrame] = {}
     todo = []
     for task in tasks:
-        cached = _read_cached(folder / f"{task.name}.parquet")
+        cached = _read_cached(folder / f"{task.name}.parquet", task)
         if cached is None:
             todo.append(task)
         else:
             results[task.name] = cached
-    args = (manifest, params.year_range, params.ring_inner_km, params.ring_outer_km)
+    rejected = sum((folder / f"{task.name}.parquet").exists() for task in todo)
+    args = (manifest, params.year_range, params.ring_inner_km, params.ring_outer_km, folder.name)
 
     def done(task: Task, frame: pd.DataFrame) -> None:
-        write_table(frame, folder / f"{task.name}.parquet")
+        _write_cached(folder / f"{task.name}.parquet", frame)
         results[task.name] = frame
 
     if todo:
         _execute(todo, args, params, done, progress=progress)
-    return [results[t.name] for t in tasks], len(todo)
+    return [results[t.name] for t in tasks], len(todo), rejected
 
 
-def _read_cached(path: Path) -> pd.DataFrame | None:
+#: Schema-metadata key of a cache file's checksum (:func:`_frame_digest` of its table).
+_DIGEST_KEY = b"nepkit_sha256"
+
+
+def _frame_digest(frame: pd.DataFrame) -> bytes:
+    """SHA-256 of a table's column names, types and values."""
+    h = hashlib.sha256(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+    h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return h.hexdigest().encode()
+
+
+def _write_cached(path: Path, frame: pd.DataFrame) -> None:
+    """Write a task's table atomically, its checksum in the Parquet schema metadata."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), _DIGEST_KEY: _frame_digest(frame)})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def _read_cached(path: Path, task: Task) -> pd.DataFrame | None:
+    """A cached task's table, or None when missing, unreadable, not matching its checksum or not the task's mines."""
     if not path.exists():
         return None
     try:
-        return pd.read_parquet(path)
+        table = pq.read_table(path)
+        frame = table.to_pandas()
+        valid = (table.schema.metadata or {}).get(_DIGEST_KEY) == _frame_digest(frame)
+        valid = valid and np.array_equal(np.sort(frame["mine_id"].to_numpy()), np.sort(task.mine_ids))
     except Exception:  # noqa: BLE001 - a damaged cache file is recomputed, whatever the error
         return None
+    return frame if valid else None
 
 
 def _execute(
@@ -526,18 +559,21 @@ def _execute(
     bar = tqdm(total=sum(len(t.mine_ids) for t in tasks), unit="mine", desc="extract", disable=not progress)
     with bar:
         if params.scheduler == "synchronous":
-            for task in tasks:
-                done(task, extract_task(task, *args))
-                bar.update(len(task.mine_ids))
+            try:
+                for task in tasks:
+                    done(task, extract_task(task, *args))
+                    bar.update(len(task.mine_ids))
+            finally:
+                _close_datasets()
             return
         from distributed import as_completed
 
         with _client(params) as client:
-            shared = client.scatter(args, broadcast=True)
-            # the costliest tasks first, so that the workers finish together
+            # the costliest tasks first, so that the workers finish together; the arguments
+            # (a few kB) travel with each task: scattered data would tie tasks to its worker
             ranked = sorted(tasks, key=lambda t: t.cost, reverse=True)
             futures = {
-                client.submit(extract_task, task, *shared, pure=False, priority=len(ranked) - k): task
+                client.submit(extract_task, task, *args, pure=False, priority=len(ranked) - k): task
                 for k, task in enumerate(ranked)
             }
             for future in as_completed(futures):
@@ -571,6 +607,7 @@ def _client(params: RunParams) -> Iterator[Any]:
         warnings.filterwarnings("ignore", message=r"Port \d+ is already in use")  # another cluster holds it
         cluster = LocalCluster(n_workers=params.n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
     with cluster as running, Client(running) as client:
+        client.wait_for_workers(params.n_workers)
         yield client
 
 
@@ -578,7 +615,7 @@ def _client(params: RunParams) -> Iterator[Any]:
 
 
 def extract_task(
-    task: Task, manifest: Manifest, years: list[int], inner_km: float, outer_km: float
+    task: Task, manifest: Manifest, years: list[int], inner_km: float, outer_km: float, run: str = ""
 ) -> pd.DataFrame:
     """Extract one task: one row per mine, wide (``nep_mine_<year>``, ..., indicators).
 
@@ -591,7 +628,8 @@ def extract_task(
     antimeridian = crosses_antimeridian(rings)
     rings[antimeridian] = shapely.Polygon()
     mines = [task.mines[w] for w in task.windows]
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), _Readers() as readers:
+    readers = _Readers(run)
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
         columns = _nep(mines, [rings[w] for w in task.windows], manifest, years, readers)
         for names in _by_grid(manifest).values():
             for out, part in zip(columns, _covariates(mines, names, manifest, years, readers), strict=True):
@@ -721,23 +759,43 @@ def _window(grid: Grid, geoms: np.ndarray) -> Window:
     return Window(c0, r0, max(c1 - c0, 0), max(r1 - r0, 0))
 
 
+#: Datasets open in this process, kept across the tasks of one run (``_RUN`` names it):
+#: a VRT mosaic costs about a millisecond to open, and a task reads tens of files.
+_DATASETS: dict[str, Any] = {}
+_RUN: list[str] = [""]
+
+
+def _close_datasets() -> None:
+    for ds in _DATASETS.values():
+        ds.close()
+    _DATASETS.clear()
+    _RUN[0] = ""
+
+
+@dataclass(frozen=True)
+class _Band:
+    """How to turn one band's raw values into values with NaN for nodata (per file, band and options)."""
+
+    missing: tuple[Any, ...]  # nodata values in the band's type (NaN is left to the reader)
+    masked: bool  # the file has a mask band or alpha: read it
+    scale: float
+    offset: float
+    floating: bool
+
+
 class _Readers:
-    """Open datasets of one task (each file opened once) and windowed reads."""
+    """Windowed reads; each file is opened once per process and run (``run``, e.g. the cache key)."""
 
-    def __init__(self) -> None:
-        self._open: dict[str, Any] = {}
-        self._stack = contextlib.ExitStack()
-
-    def __enter__(self) -> _Readers:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stack.close()
+    def __init__(self, run: str) -> None:
+        if run != _RUN[0]:
+            _close_datasets()
+            _RUN[0] = run
+        self._bands: dict[tuple[Any, ...], _Band] = {}
 
     def dataset(self, path: str) -> Any:
-        if path not in self._open:
-            self._open[path] = self._stack.enter_context(rasterio.open(path))
-        return self._open[path]
+        if path not in _DATASETS:
+            _DATASETS[path] = rasterio.open(path)
+        return _DATASETS[path]
 
     def read(self, spec: RasterSpec, key: int | None, window: Window) -> np.ndarray:
         """The values of ``spec`` for year ``key`` in ``window``: NaN for nodata, options applied."""
@@ -756,31 +814,42 @@ class _Readers:
 
     def _band(self, spec: RasterSpec, path: str, band: int, window: Window) -> np.ndarray:
         ds = self.dataset(path)
+        info = self._info(ds, path, band, spec)
         raw = ds.read(band, window=window)
         invalid = None
-        for value in self._missing(ds, band, spec):
+        for value in info.missing:
             hit = raw == value
             invalid = hit if invalid is None else invalid | hit
-        flags = ds.mask_flag_enums[band - 1]
-        if MaskFlags.per_dataset in flags or MaskFlags.alpha in flags:
+        if info.masked:
             hit = ds.read_masks(band, window=window) == 0
             invalid = hit if invalid is None else invalid | hit
-        scale, offset = ds.scales[band - 1] * spec.scale, ds.offsets[band - 1] * spec.scale + spec.offset
         values = raw
-        if raw.dtype.kind != "f" or (scale, offset) != (1.0, 0.0):
+        if not info.floating or (info.scale, info.offset) != (1.0, 0.0):
             values = raw.astype(np.float64)
-            values *= scale
-            values += offset
+            values *= info.scale
+            values += info.offset
         if invalid is not None:
             values[invalid] = np.nan  # ``values`` is a fresh array: changed in place
         return values
 
-    @staticmethod
-    def _missing(ds: Any, band: int, spec: RasterSpec) -> list[np.generic]:
-        """The file's nodata and the manifest's extra values, in the band's type (NaN left to exactextract)."""
-        dtype = np.dtype(ds.dtypes[band - 1])
-        values = [v for v in (ds.nodatavals[band - 1], *spec.nodata) if v is not None and not np.isnan(v)]
-        return [np.asarray(v).astype(dtype)[()] for v in values if np.can_cast(np.min_scalar_type(v), dtype) or dtype.kind == "f"]
+    def _info(self, ds: Any, path: str, band: int, spec: RasterSpec) -> _Band:
+        key = (path, band, spec.nodata, spec.scale, spec.offset)
+        if key not in self._bands:
+            dtype = np.dtype(ds.dtypes[band - 1])
+            values = [v for v in (ds.nodatavals[band - 1], *spec.nodata) if v is not None and not np.isnan(v)]
+            flags = ds.mask_flag_enums[band - 1]
+            self._bands[key] = _Band(
+                missing=tuple(
+                    np.asarray(v).astype(dtype)[()]
+                    for v in values
+                    if dtype.kind == "f" or np.can_cast(np.min_scalar_type(v), dtype)
+                ),
+                masked=MaskFlags.per_dataset in flags or MaskFlags.alpha in flags,
+                scale=ds.scales[band - 1] * spec.scale,
+                offset=ds.offsets[band - 1] * spec.scale + spec.offset,
+                floating=dtype.kind == "f",
+            )
+        return self._bands[key]
 
     def curvature(self, dem_spec: RasterSpec, window: Window) -> np.ndarray:
         """Curvature (see :func:`curvature`) of the DEM in ``window`` (a one-pixel border read around it)."""

@@ -14,9 +14,8 @@ on a 5 km buffer. Because the tiles are fixed on the globe, a mine's ring does
 not depend on which other mines are processed with it.
 
 Only the mining polygons that intersect a ring are subtracted from it (an
-``STRtree`` query), one after another in the layer's order; the difference
-with the union of the whole layer gives the same ring at a hundred times the
-cost.
+``STRtree`` query, then one difference with their union); the difference with
+the union of the whole layer gives the same ring at a hundred times the cost.
 
 Examples
 --------
@@ -71,9 +70,9 @@ def reference_rings(
         ``inner_km = 0`` starts the ring at the boundary.
     mining_order : array of int, optional
         A stable rank of each ``mining`` polygon (e.g. its index in the whole
-        layer). Polygons are subtracted in this order, so that a ring is the
-        same bit for bit whichever subset of the layer is passed. Default: the
-        positions in ``mining``.
+        layer). A ring's polygons are united in this order, so that the ring is
+        the same bit for bit whichever subset of the layer is passed. Default:
+        the positions in ``mining``.
 
     Returns
     -------
@@ -109,8 +108,15 @@ def reference_rings(
 def crosses_antimeridian(geoms: ArrayLike) -> np.ndarray:
     """True where a lon/lat geometry spans more than 180 degrees of longitude.
 
-    A ring of a mine next to the antimeridian wraps around the globe once
-    projected back to lon/lat; such rings cannot be used as drawn.
+    A mine split across the antimeridian, or the ring of a mine next to it
+    (projected back to lon/lat), wraps around the globe and cannot be used as
+    drawn.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> crosses_antimeridian([shapely.box(-180, 0, -179.9, 1).union(shapely.box(179.9, 0, 180, 1))]).tolist()
+    [True]
     """
     bounds = shapely.bounds(np.asarray(geoms, dtype=object))
     return np.nan_to_num(bounds[:, 2] - bounds[:, 0]) > 180.0
@@ -211,20 +217,22 @@ def _band(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
 
 
 def _subtract(rings: np.ndarray, polygons: np.ndarray, rank: np.ndarray) -> np.ndarray:
-    """Subtract from each ring every polygon that intersects it, in ``rank`` order.
+    """Subtract from each ring the union of the polygons that intersect it.
 
-    Vectorised in rounds: round k subtracts the k-th intersecting polygon of
-    every ring at once.
+    The polygons of a ring are united in ``rank`` order (so the result does not
+    depend on which other polygons are at hand), then one vectorised
+    difference removes each union from its ring.
     """
     ring_idx, poly_idx = shapely.STRtree(polygons).query(rings, predicate="intersects")
     if not len(ring_idx):
         return rings
     sort = np.lexsort((rank[poly_idx], ring_idx))
     ring_idx, poly_idx = ring_idx[sort], poly_idx[sort]
-    start = np.r_[0, np.flatnonzero(np.diff(ring_idx)) + 1]
-    position = np.arange(len(ring_idx)) - np.repeat(start, np.diff(np.r_[start, len(ring_idx)]))
+    targets, starts = np.unique(ring_idx, return_index=True)
+    groups = np.split(poly_idx, starts[1:])
+    cutters = np.array(
+        [polygons[g[0]] if len(g) == 1 else shapely.union_all(polygons[g]) for g in groups], dtype=object
+    )
     rings = rings.copy()
-    for k in range(position.max() + 1):
-        sel = position == k
-        rings[ring_idx[sel]] = shapely.difference(rings[ring_idx[sel]], polygons[poly_idx[sel]])
+    rings[targets] = shapely.difference(rings[targets], cutters)
     return rings

@@ -198,14 +198,20 @@ def _prepare_world(params: RunParams, log: Callable[[str], None]) -> None:
 
 
 def _hide_injected_parameters(notebook: Path) -> None:
-    """Tag papermill's injected-parameters cell ``remove-cell`` so the book hides it."""
+    """Tag papermill's injected-parameters cell ``remove-cell`` so the book hides it.
+
+    Papermill gives that cell a random id; it gets a fixed one, so two runs with
+    the same parameters write the same notebook.
+    """
     import nbformat
 
     nb = nbformat.read(notebook, as_version=4)
     for cell in nb.cells:
         tags = cell.metadata.setdefault("tags", [])
-        if "injected-parameters" in tags and "remove-cell" not in tags:
-            tags.append("remove-cell")
+        if "injected-parameters" in tags:
+            cell.id = "injected-parameters"
+            if "remove-cell" not in tags:
+                tags.append("remove-cell")
     with atomic_path(notebook) as tmp:
         nbformat.write(nb, tmp)
 

@@ -345,7 +345,7 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     """
     path = Path(path).resolve()
     raw = _read_yaml(path)
-    unknown = sorted(set(raw) - _TOP_KEYS)
+    unknown = sorted(str(k) for k in set(raw) - _TOP_KEYS)  # keys may be any YAML scalar
     if unknown:
         raise ManifestError(f"{path}: unknown key(s) {', '.join(unknown)}: use only {', '.join(sorted(_TOP_KEYS))}")
     for key in ("years", "mines", "nep", "covariates"):
@@ -408,7 +408,7 @@ def _entry(path: Path, name: str, value: Any, allowed: set[str]) -> dict[str, An
         value = {"path": value}
     if not isinstance(value, dict):
         raise ManifestError(f"{path}: {name} must be a mapping such as {{path: ...}}, got {value!r}")
-    unknown = sorted(set(value) - allowed)
+    unknown = sorted(str(k) for k in set(value) - allowed)
     if unknown:
         raise ManifestError(f"{path}: {name} has unknown option(s) {', '.join(unknown)}: use {', '.join(sorted(allowed))}")
     if "path" not in value:
@@ -429,7 +429,7 @@ def _covariate_specs(path: Path, value: Any, years: tuple[int, int]) -> dict[str
         raise ManifestError(f"{path}: covariates must be a mapping of name to {{path: ...}}")
     if "area_km2" in value:
         raise ManifestError(f"{path}: covariates.area_km2 is computed from the polygons: remove it")
-    unknown = sorted(set(value) - set(COVARIATES))
+    unknown = sorted(str(k) for k in set(value) - set(COVARIATES))
     if unknown:
         raise ManifestError(
             f"{path}: unknown covariate(s) {', '.join(unknown)}: the names are fixed: {', '.join(COVARIATES)}"
@@ -543,7 +543,7 @@ def _pattern_bands(
         raise ManifestError(f"{manifest}: {label} has no year inside {years[0]}-{years[1]}: fix its years")
     bands: dict[int | None, tuple[BandRef, ...]] = {}
     for year in wanted:
-        file = Path(pattern.format(year=year))
+        file = Path(pattern.replace("{year}", str(year)))  # other braces are part of the name
         if not file.exists():
             raise ManifestError(
                 f"{manifest}: {label} file for {year} not found: {file}: add it or narrow the years in the manifest"

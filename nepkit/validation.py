@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyogrio
 from scipy import stats
 
 from nepkit import drivers, extract, nepchange, potential
@@ -62,6 +63,7 @@ from nepkit.artifacts import INDICATORS, artifact_path, paper_reported, read_art
 from nepkit.io import read_json, read_summary, update_summary, write_table
 from nepkit.params import RunParams
 from nepkit.paths import SYNTHETIC_DIR
+from nepkit.sources import SourceError
 
 __all__ = [
     "HARDER_WORLDS",
@@ -103,6 +105,11 @@ HEADLINE = {
     "potential_mean": "g C m-2 a-1",
     "no_potential_share": "share of mines",
 }
+#: Relative difference of a mine's area (run against world layer) above which it "differs".
+SAME_AREA_RTOL = 1e-3
+#: Largest share of differing mines for which a run still counts as made from the world
+#: (repaired invalid polygons may differ).
+SAME_WORLD_TOLERANCE = 0.05
 #: Parameters that do not change what a harder world computes (left out of its cache key).
 _NOT_METHOD = ("region", "sources", "run_dir", "scheduler", "n_workers", "synthetic_preset")
 _PACKAGE = Path(__file__).resolve().parent
@@ -128,11 +135,15 @@ class WorldTruth:
         ``truth.json``: ``driver_weights``, ``null_indicators``, ...
     source : str
         The folder it was read from.
+    areas : pandas.Series
+        The world's mine areas (``AREA`` of its mines layer, km2) by mine id:
+        :func:`recovery` checks that a run's artifacts come from this world.
     """
 
     panel: pd.DataFrame
     meta: dict
     source: str
+    areas: pd.Series
 
 
 def world_truth(params: RunParams) -> WorldTruth | None:
@@ -151,7 +162,24 @@ def world_truth(params: RunParams) -> WorldTruth | None:
     if "path" not in files or not Path(files["path"]).exists():
         return None
     meta = read_json(files["json"]) if "json" in files and Path(files["json"]).exists() else {}
-    return WorldTruth(pd.read_parquet(files["path"]), meta, str(manifest.folder))
+    layer = pyogrio.read_dataframe(manifest.mines.path, layer=manifest.mines.layer, read_geometry=False,
+                                   fid_as_index=True)
+    areas = layer["AREA"] if "AREA" in layer else pd.Series(dtype=float)
+    return WorldTruth(pd.read_parquet(files["path"]), meta, str(manifest.folder), areas.astype(float))
+
+
+def _check_same_world(mines: pd.DataFrame, truth: WorldTruth, run_dir: Path) -> None:
+    """Fail when the run's mines are not the world's (the world was regenerated since the run)."""
+    if truth.areas.empty:
+        return
+    world = truth.areas.reindex(mines["mine_id"].to_numpy()).to_numpy()
+    own = mines["area_km2"].to_numpy(dtype=float)
+    differ = ~(np.abs(world - own) <= SAME_AREA_RTOL * own)
+    if differ.mean() > SAME_WORLD_TOLERANCE:
+        raise ValidationError(
+            f"the artifacts in {run_dir} come from another version of the world in {truth.source} "
+            f"({differ.mean():.0%} of the mines differ in area): re-run every chapter (nepkit run)"
+        )
 
 
 # -------------------------------------------------------------------------- agreement
@@ -380,9 +408,24 @@ def recovery(params: RunParams, truth: WorldTruth) -> Recovery:
 
     Reads ``mines.parquet``, ``nep_change.parquet``, ``potential.parquet``,
     ``drivers.csv`` and ``summary.json``.
+
+    Raises
+    ------
+    ValidationError
+        When the run's mines are not those of the world (more than
+        :data:`SAME_WORLD_TOLERANCE` of them differ in area): the world was
+        regenerated after the run, and its truth belongs to other mines.
+
+    Examples
+    --------
+    >>> params = RunParams(synthetic_preset="small", seed=1)  # doctest: +SKIP
+    >>> rec = recovery(params, world_truth(params))  # doctest: +SKIP
+    >>> rec.loss.columns.tolist()  # doctest: +SKIP
+    ['group', 'n', 'r', 'bias', 'rmse', 'slope', 'r_mine_year', 'status_agreement']
     """
     run_dir = params.run_path
     mines = pd.DataFrame(read_artifact(run_dir, "mines").drop(columns="geometry"))
+    _check_same_world(mines, truth, run_dir)
     change = read_artifact(run_dir, "nep_change")
     loss_pairs, loss = loss_recovery(change, truth.panel, mines, baseline=params.baseline, by=params.classify_by)
     notes: list[str] = []
@@ -411,7 +454,13 @@ def world_row(rec: Recovery) -> dict[str, Any]:
         ``loss_bias``, ``loss_rmse``, ``loss_slope``, ``loss_r_mine_year``,
         ``status_agreement``, ``gain_r``, ``gain_bias``, ``gain_rmse``,
         ``gain_slope``, ``rmse_cv``, ``rmse_spatial_cv``, ``rmse_test``,
-        ``r2_test``, ``cpi_spearman``, ``cpi_top3_hits``, ``cpi_ordered_share``.
+        ``r2_test``, ``cpi_spearman``, ``cpi_top3_hits``, ``cpi_ordered_share``
+        (NaN where a check is not available).
+
+    Examples
+    --------
+    >>> world_row(rec)["loss_r"]  # doctest: +SKIP
+    0.995
     """
     loss = rec.loss.set_index("group").loc["all"]
     row = {"n_mines": rec.summary.get("n_mines"), "n_classified": int(loss["n"])}
@@ -427,6 +476,13 @@ def world_row(rec: Recovery) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------- harder worlds
+
+
+#: Columns of the worlds table: the world, what it is, and :func:`world_row`.
+_WORLD_COLUMNS = ["world", "description", "n_mines", "n_classified", "loss_r", "loss_bias", "loss_rmse", "loss_slope",
+                  "loss_r_mine_year", "status_agreement", "gain_r", "gain_bias", "gain_rmse", "gain_slope",
+                  "rmse_cv", "rmse_spatial_cv", "rmse_test", "r2_test", "cpi_spearman", "cpi_top3_hits",
+                  "cpi_ordered_share"]
 
 
 class _Scheduler:
@@ -555,6 +611,11 @@ def harder_worlds(
     Returns
     -------
     HarderWorlds
+
+    Examples
+    --------
+    >>> worlds = harder_worlds(RunParams(seed=42), names=("medium", "weak"))  # doctest: +SKIP
+    >>> worlds.table[["world", "loss_r", "gain_r", "cpi_spearman"]]  # doctest: +SKIP
     """
     from nepkit.synth import PRESETS
 
@@ -564,7 +625,7 @@ def harder_worlds(
             mini, truth = _world_run(name, scheduler, params, Path(root))
             recs[name] = recovery(mini, truth)
             rows.append({"world": name, "description": PRESETS[name].description} | world_row(recs[name]))
-    return HarderWorlds(pd.DataFrame(rows), recs)
+    return HarderWorlds(pd.DataFrame(rows, columns=_WORLD_COLUMNS), recs)
 
 
 # ------------------------------------------------------------------------ sensitivity
@@ -617,6 +678,12 @@ def ring_headline(
         The keys of :data:`HEADLINE`: NEP-change numbers from
         :func:`nepkit.nepchange.period_stats`, potential numbers from the
         forest refitted on this ring's training sample.
+
+    Examples
+    --------
+    >>> ex = extract.run_extraction(params.replace(ring_outer_km=3.0))  # doctest: +SKIP
+    >>> ring_headline(ex.mines, ex.nep_panel, ex.covariates, params, {"n_estimators": 200,
+    ...               "max_features": 0.33, "min_samples_leaf": 5})["loss_share"]  # doctest: +SKIP
     """
     change = nepchange.compute_change(panel, mines, baseline=params.baseline)
     table = _mine_table(mines, covariates, change, params.classify_by)
@@ -638,12 +705,18 @@ def sensitivity(params: RunParams, *, rings: Sequence[tuple[float, float]] = RIN
     that ring's training sample (:func:`ring_headline`). Gain thresholds and
     definitions: the potential stage's own sensitivity refits
     (``summary["potential"]["sensitivity"]``); they leave the NEP-change numbers
-    unchanged (NaN in the table). A last row holds the paper's values.
+    unchanged (NaN in the table). A ring that leaves no usable mine in the
+    region gets ``n_mines`` 0 and NaN numbers. A last row holds the paper's values.
 
     Returns
     -------
     pandas.DataFrame
         ``parameter, setting, default`` and the keys of :data:`HEADLINE`.
+
+    Examples
+    --------
+    >>> table = sensitivity(RunParams(run_dir="runs/all"), rings=[(1.0, 3.0)])  # doctest: +SKIP
+    >>> table[["parameter", "setting", "loss_share", "potential_mean"]]  # doctest: +SKIP
     """
     run_dir = params.run_path
     summary = read_summary(run_dir)
@@ -657,10 +730,15 @@ def sensitivity(params: RunParams, *, rings: Sequence[tuple[float, float]] = RIN
         for inner, outer in rings:
             if (inner, outer) == own:
                 continue
-            ex = extract.run_extraction(scheduler.params().replace(ring_inner_km=inner, ring_outer_km=outer), progress=False)
+            ring = scheduler.params().replace(ring_inner_km=inner, ring_outer_km=outer)
+            row = {"parameter": "ring width", "setting": _ring_label(inner, outer), "default": False}
+            try:
+                ex = extract.run_extraction(ring, progress=False)
+            except SourceError:  # every mine of the region excluded with this ring
+                rows.append(row | {"n_mines": 0})
+                continue
             frame = pd.DataFrame(ex.mines.drop(columns="geometry"))
-            rows.append({"parameter": "ring width", "setting": _ring_label(inner, outer), "default": False}
-                        | ring_headline(frame, ex.nep_panel, ex.covariates, params, forest))
+            rows.append(row | ring_headline(frame, ex.nep_panel, ex.covariates, params, forest))
     records = pd.DataFrame((summary.get("potential") or {}).get("sensitivity") or [])
     if len(records):
         own_def = records["definition"] == params.potential_definition
@@ -747,6 +825,12 @@ def run(params: RunParams, *, worlds: Sequence[str] = HARDER_WORLDS,
                 f"{artifact_path(params.run_path, name)} is missing: run the chapters before the validation "
                 "(nepkit run executes them in order)"
             )
+    with warnings.catch_warnings():  # tqdm's import-time notice in kernels without ipywidgets
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        return _run(params, worlds, Path(world_root))
+
+
+def _run(params: RunParams, worlds: Sequence[str], world_root: Path) -> ValidationResult:
     truth = world_truth(params)
     note = (f"the truth of the synthetic world in {truth.source}" if truth is not None
             else "the run reads real data: there is no injected truth to compare with")
@@ -754,8 +838,8 @@ def run(params: RunParams, *, worlds: Sequence[str] = HARDER_WORLDS,
     stress = harder_worlds(params, names=worlds, root=world_root)
     sens = sensitivity(params)
     label = f"this run ({params.region})"
-    table = pd.DataFrame([{"world": label, "description": note} | world_row(own)] if own else [])
-    table = pd.concat([table, stress.table], ignore_index=True)
+    rows = [{"world": label, "description": note} | world_row(own)] if own else []
+    table = pd.DataFrame(rows + stress.table.to_dict(orient="records"), columns=_WORLD_COLUMNS)
     recs = ({label: own} if own else {}) | stress.recoveries
     result = ValidationResult(params, note, own, HarderWorlds(table, recs), sens)
     result.summary = _summary(result)
@@ -770,7 +854,7 @@ def _recovery_long(recs: Mapping[str, Recovery]) -> pd.DataFrame:
             if len(t):
                 parts.append(t.assign(world=world, check=check))
     cols = ["world", "check", "group", "n", "r", "bias", "rmse", "slope", "r_mine_year", "status_agreement"]
-    return pd.concat(parts, ignore_index=True).reindex(columns=cols)
+    return pd.concat(parts, ignore_index=True).reindex(columns=cols) if parts else pd.DataFrame(columns=cols)
 
 
 def _write(res: ValidationResult) -> None:

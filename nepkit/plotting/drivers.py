@@ -8,7 +8,7 @@ Every function takes tables of :class:`nepkit.drivers.DriversResult` and returns
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -86,7 +86,9 @@ def importance_bars(table: pd.DataFrame, *, nulls: Sequence[str] = ()) -> Figure
     return fig
 
 
-def threshold_ranks(sensitivity: pd.DataFrame, *, threshold: float | None = None) -> Figure:
+def threshold_ranks(
+    sensitivity: pd.DataFrame, *, threshold: float | None = None, rho_cutoffs: Mapping[float, float] | None = None
+) -> Figure:
     """Ranks of the conditional importance across thresholds, and how full the grid's cells are.
 
     Parameters
@@ -96,6 +98,9 @@ def threshold_ranks(sensitivity: pd.DataFrame, *, threshold: float | None = None
         indicator, rank, rows_per_cell, moved_share``).
     threshold : float, optional
         The run's threshold, marked by a vertical band.
+    rho_cutoffs : mapping, optional
+        Threshold -> the ``|rho|`` above which a predictor conditions another
+        (:func:`nepkit.drivers.rho_cutoff`), written under the threshold.
 
     Returns
     -------
@@ -110,6 +115,8 @@ def threshold_ranks(sensitivity: pd.DataFrame, *, threshold: float | None = None
     >>> fig = threshold_ranks(res.sensitivity, threshold=0.95)  # doctest: +SKIP
     """
     thresholds = sorted(sensitivity["threshold"].unique())
+    labels = [f"{t:g}" if rho_cutoffs is None or t not in rho_cutoffs or t == 1 else f"{t:g}\n>{rho_cutoffs[t]:.2f}"
+              for t in thresholds]
     pos = {t: k for k, t in enumerate(thresholds)}
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.4), layout="constrained",
                              gridspec_kw={"width_ratios": [1.4, 1, 1]})
@@ -126,8 +133,9 @@ def threshold_ranks(sensitivity: pd.DataFrame, *, threshold: float | None = None
                             va="center", fontsize=7, color=_COLOUR.get(name, "grey"))
         if threshold is not None and threshold in pos:
             ax.axvspan(pos[threshold] - 0.3, pos[threshold] + 0.3, color="#eeeeee", zorder=0)
-        ax.set_xticks(range(len(thresholds)), [f"{t:g}" for t in thresholds])
-        ax.set_xlabel("threshold (1 - p); 1 = no conditioning", fontsize=8)
+        ax.set_xticks(range(len(thresholds)), labels)
+        ax.set_xlabel("threshold (1 - p)" + ("; |rho| cutoff" if rho_cutoffs else "") + "; 1 = no conditioning",
+                      fontsize=8)
         ax.set_title(title, fontsize=10)
         ax.tick_params(labelsize=8)
     axes[0].invert_yaxis()

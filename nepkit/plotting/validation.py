@@ -7,7 +7,7 @@ returns a :class:`matplotlib.figure.Figure`; the chapter saves it with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -87,10 +87,10 @@ def recovery_scatter(
     for ax in axes[:, 0]:
         ax.set_ylabel(f"estimated {what} ({UNIT})")
     handles = [Line2D([], [], color=LINE_COLOUR, lw=1, label="1:1")]
-    if flag:
+    if flag and pairs[flag].astype(bool).any():
         handles.append(Line2D([], [], marker="o", ls="", color=FLAG_COLOUR, label=flag_label))
-    fig.legend(handles=handles, loc="upper right", frameon=False, fontsize=8)
-    fig.tight_layout(rect=(0, 0, 0.97, 0.95))
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False, fontsize=8)
     return fig
 
 
@@ -151,8 +151,8 @@ def worlds_panel(table: pd.DataFrame) -> Figure:
         ("attainable gain recovery", [("gain_r", "r"), ("gain_slope", "slope")], (0, 1.1)),
         (f"model RMSE ({UNIT})", [("rmse_cv", "random CV"), ("rmse_spatial_cv", "spatial CV"),
                                   ("rmse_test", "test")], None),
-        ("driver ranking (CPI)", [("cpi_spearman", "Spearman rho"), ("cpi_ordered_share", "nulls below drivers")],
-         (-1, 1)),
+        ("driver ranking (CPI)", [("cpi_spearman", "Spearman rho with the true weights"),
+                                  ("cpi_ordered_share", "(driver, null) pairs ordered right")], (-1, 1)),
     )
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     x = np.arange(len(table))
@@ -170,7 +170,7 @@ def worlds_panel(table: pd.DataFrame) -> Figure:
     return fig
 
 
-def sensitivity_panel(table: pd.DataFrame, *, columns: Sequence[str], units: dict[str, str]) -> Figure:
+def sensitivity_panel(table: pd.DataFrame, *, columns: Mapping[str, str], units: Mapping[str, str]) -> Figure:
     """The headline numbers under each setting, one panel per number.
 
     Parameters
@@ -178,9 +178,9 @@ def sensitivity_panel(table: pd.DataFrame, *, columns: Sequence[str], units: dic
     table : pandas.DataFrame
         :func:`nepkit.validation.sensitivity`: ``parameter, setting, default`` and
         the numbers; the ``paper`` row is drawn as a dashed line.
-    columns : sequence of str
-        The numbers to draw.
-    units : dict
+    columns : mapping
+        The numbers to draw: column -> panel title.
+    units : mapping
         Unit of each number (axis labels).
 
     Returns
@@ -200,7 +200,7 @@ def sensitivity_panel(table: pd.DataFrame, *, columns: Sequence[str], units: dic
         ax.scatter(values[default], ypos[default], color=LINE_COLOUR, s=30, marker="D")
         if len(paper) and np.isfinite(float(paper[col].iloc[0])):
             ax.axvline(float(paper[col].iloc[0]), color=LINE_COLOUR, ls="--", lw=1)
-        ax.set_title(col.replace("_", " "), fontsize=9)
+        ax.set_title(columns[col], fontsize=9)
         ax.set_xlabel(units.get(col, ""), fontsize=8)
         ax.grid(axis="y", color="0.9")
     axes[0, 0].set_yticks(ypos, labels, fontsize=8)
