@@ -60,7 +60,6 @@ Debeer & Strobl advise.
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -82,6 +81,7 @@ from nepkit.artifacts import INDICATORS, artifact_path, read_artifact
 from nepkit.io import update_summary, write_table
 from nepkit.params import RunParams
 from nepkit.potential import MODEL_DATA_FILE, MODEL_FILE
+from nepkit.sources import truth_meta
 
 __all__ = [
     "DriversError",
@@ -1130,21 +1130,6 @@ def _load_model(run_dir: Path) -> tuple[Any, pd.DataFrame] | str:
     return joblib.load(model_path), data
 
 
-def _truth(params: RunParams) -> dict[str, Any] | None:
-    """The synthetic world's ``truth.json``; None for real data or without the generator."""
-    if params.sources != "synthetic":
-        return None
-    try:
-        from nepkit.synth import ensure_world  # lazy: the generator is heavy
-    except ImportError:
-        return None
-
-    world = ensure_world(preset=params.synthetic_preset, seed=params.seed)
-    location = Path(getattr(world, "manifest", world))
-    folder = location if location.is_dir() else location.parent
-    path = folder / "truth.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
-
 
 def _summary_part(res: DriversResult, params: RunParams) -> dict[str, Any]:
     """The ``summary.json`` keys of the stage: ``drivers_top3`` and ``drivers``."""
@@ -1243,7 +1228,7 @@ def run(params: RunParams, *, truth: Mapping[str, Any] | None = None) -> Drivers
     shap_vals = shap_values(model, X, random_state=params.seed)
     pd_rows = covariates[list(INDICATORS)].dropna()
     if truth is None:
-        truth = _truth(params)
+        truth = truth_meta(params)
     res = DriversResult(
         available=True,
         table=drivers_table(cpi, perm, shap_vals),

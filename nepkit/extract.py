@@ -95,11 +95,11 @@ from nepkit.sources import (
     RasterSpec,
     SourceError,
     bri_mines,
-    load_manifest,
+    resolve_manifest,
     restrict_region,
 )
 
-__all__ = ["Chunking", "Extraction", "run_extraction", "write_artifacts", "curvature", "resolve_manifest"]
+__all__ = ["Chunking", "Extraction", "run_extraction", "write_artifacts", "curvature"]
 
 #: Bump when a change of this module changes the numbers (invalidates caches).
 EXTRACT_VERSION = 2
@@ -156,16 +156,6 @@ class Extraction:
 
 
 # ----------------------------------------------------------------------- public API
-
-
-def resolve_manifest(params: RunParams) -> Manifest:
-    """The manifest of a run: the synthetic world's (generated if missing) or ``params.sources``."""
-    if params.sources != "synthetic":
-        return load_manifest(params.sources)
-    from nepkit.synth import ensure_world  # local: only the synthetic source needs it
-
-    world = Path(ensure_world(preset=params.synthetic_preset, seed=params.seed))
-    return load_manifest(world / "sources.yml" if world.is_dir() else world)
 
 
 def run_extraction(

@@ -55,6 +55,7 @@ from nepkit import regions
 from nepkit.artifacts import artifact_path, read_artifact
 from nepkit.io import update_summary, write_table
 from nepkit.params import RunParams
+from nepkit.sources import truth_table
 
 __all__ = [
     "CLASSIFY_BY",
@@ -75,7 +76,6 @@ __all__ = [
     "bootstrap",
     "classify_sensitivity",
     "truth_recovery",
-    "load_truth",
     "run",
     "comparison",
 ]
@@ -853,35 +853,6 @@ def _agreement(estimate: np.ndarray, true: np.ndarray) -> dict[str, float]:
     }
 
 
-def load_truth(params: RunParams) -> tuple[pd.DataFrame | None, str]:
-    """The synthetic world's truth table for a run, when its sources are synthetic.
-
-    Parameters
-    ----------
-    params : RunParams
-        The run; the world is the one ``nepkit.synth.ensure_world`` returns for
-        ``params.synthetic_preset`` and ``params.seed``.
-
-    Returns
-    -------
-    truth : pandas.DataFrame or None
-        ``mine_id, year, true_loss, ...`` or None when there is none.
-    note : str
-        Where it came from, or why there is none.
-    """
-    if params.sources != "synthetic":
-        return None, "the run uses real data sources: there is no truth to compare with"
-    try:
-        from nepkit import synth
-    except ModuleNotFoundError as exc:
-        if exc.name != "nepkit.synth":
-            raise
-        return None, "the synthetic-world generator (nepkit.synth) is not installed"
-    path = synth.ensure_world(preset=params.synthetic_preset, seed=params.seed).parent / "truth.parquet"
-    if not path.exists():
-        return None, f"the synthetic world has no truth table ({path} is missing)"
-    return pd.read_parquet(path), f"the truth table of the synthetic world ({path})"
-
 
 # ----------------------------------------------------------------------------- the stage
 
@@ -1001,7 +972,7 @@ def _resolve_truth(params: RunParams, truth: pd.DataFrame | None | str) -> tuple
     if isinstance(truth, str):
         if truth != "auto":
             raise NepChangeError(f"truth must be a DataFrame, None or 'auto', got {truth!r}")
-        return load_truth(params)
+        return truth_table(params)
     return truth, "a truth table given to nepkit.nepchange.run" if truth is not None else "no truth given"
 
 
@@ -1023,7 +994,7 @@ def run(
         Bootstrap replicates of the headline numbers (seeded by ``params.seed``).
     truth : DataFrame, None or "auto"
         The injected truth (``mine_id, year, true_loss``); ``"auto"`` loads the
-        synthetic world's when the sources are synthetic (:func:`load_truth`).
+        synthetic world's when the sources are synthetic (:func:`nepkit.sources.truth_table`).
 
     Returns
     -------

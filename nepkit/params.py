@@ -162,7 +162,7 @@ class RunParams:
                 raise ParameterError(f"{name} must lie in (0, 1), got {value}")
         if self.cv_folds < 2:
             raise ParameterError(f"cv_folds must be at least 2, got {self.cv_folds}")
-        if self.sources != "synthetic" and not Path(self.sources).suffix in (".yml", ".yaml"):
+        if self.sources != "synthetic" and Path(self.sources).suffix not in (".yml", ".yaml"):
             raise ParameterError(
                 f"sources must be 'synthetic' or the path of a sources.yml manifest, got {self.sources!r}"
             )

@@ -104,7 +104,6 @@ __all__ = [
     "summarize",
     "sensitivity",
     "truth_agreement",
-    "synthetic_truth",
     "PotentialResult",
     "run",
 ]
@@ -736,32 +735,6 @@ def truth_agreement(potential_df: pd.DataFrame, truth_df: pd.DataFrame, column: 
     }
 
 
-def synthetic_truth(params: RunParams) -> pd.DataFrame | None:
-    """The truth table (``truth.parquet``) of the synthetic world a run reads, if any.
-
-    For ``sources == "synthetic"`` the generated world's (``nepkit.synth``); for a
-    manifest, a ``truth.parquet`` beside it (a synthetic world run through its
-    ``sources.yml``). ``None`` for real data, or when the generator or the table is
-    not available.
-
-    Examples
-    --------
-    >>> synthetic_truth(RunParams(sources="/data/real/sources.yml")) is None  # doctest: +SKIP
-    True
-    """
-    if params.sources != "synthetic":
-        folder = Path(params.sources).parent
-    else:
-        try:
-            from nepkit.synth import ensure_world
-        except ImportError:
-            return None
-        world = ensure_world(preset=params.synthetic_preset, seed=params.seed)
-        location = Path(getattr(world, "manifest", world))
-        folder = location if location.is_dir() else location.parent
-    path = folder / "truth.parquet"
-    return pd.read_parquet(path) if path.exists() else None
-
 
 # ------------------------------------------------------------------------------ run
 
@@ -942,7 +915,7 @@ def run(params: RunParams, *, truth: pd.DataFrame | None = None, n_jobs: int = 2
         The run (``gain_threshold, n_sample, test_fraction, cv_folds,
         potential_definition, seed, classify_by``).
     truth : pandas.DataFrame, optional
-        The synthetic world's truth (:func:`synthetic_truth`); adds
+        The synthetic world's truth (:func:`nepkit.sources.truth_table`); adds
         :func:`truth_agreement` (all mines and in-domain mines) to the result and
         the summary.
     n_jobs : int

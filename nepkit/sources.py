@@ -76,6 +76,9 @@ __all__ = [
     "Manifest",
     "ExclusionReport",
     "load_manifest",
+    "resolve_manifest",
+    "truth_table",
+    "truth_meta",
     "read_mines",
 ]
 
@@ -380,6 +383,58 @@ def _truth(path: Path, value: Any) -> dict[str, Path] | None:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise ManifestError(f"{path}: truth must be a mapping of names to files, got {value!r}")
     return {k: _resolve(path, v) for k, v in value.items()}
+
+
+def resolve_manifest(params: RunParams) -> Manifest:
+    """The manifest of a run: the synthetic world's (generated if missing) or ``params.sources``."""
+    if params.sources != "synthetic":
+        return load_manifest(params.sources)
+    from nepkit.synth import ensure_world  # local: only the synthetic source needs the generator
+
+    world = Path(ensure_world(preset=params.synthetic_preset, seed=params.seed))
+    return load_manifest(world / "sources.yml" if world.is_dir() else world)
+
+
+def truth_table(params: RunParams) -> tuple[pd.DataFrame | None, str]:
+    """The injected truth of the world a run reads (``truth.parquet``), if it has one.
+
+    Every synthetic world names its truth files in the ``truth`` entry of its
+    manifest; real data have none.
+
+    Parameters
+    ----------
+    params : RunParams
+        Uses ``sources``, ``synthetic_preset`` and ``seed``.
+
+    Returns
+    -------
+    truth : pandas.DataFrame or None
+        ``mine_id, year, true_loss, true_attainable_gain, ...`` (g C m-2 a-1), or
+        None when the world has no truth.
+    note : str
+        Where it came from, or why there is none.
+    """
+    path = _truth_file(params, "path")
+    if path is None:
+        return None, "the run's sources name no truth table (real data): there is no truth to compare with"
+    return pd.read_parquet(path), f"the truth table of the synthetic world ({path})"
+
+
+def truth_meta(params: RunParams) -> dict[str, Any] | None:
+    """The synthetic world's ``truth.json`` (driver weights, null indicators, ...); None for real data."""
+    path = _truth_file(params, "json")
+    return json.loads(path.read_text(encoding="utf-8")) if path is not None else None
+
+
+def _truth_file(params: RunParams, key: str) -> Path | None:
+    """One truth file the run's manifest names (its ``truth`` entry only: no raster is opened)."""
+    if params.sources == "synthetic":
+        files = resolve_manifest(params).truth or {}
+    else:
+        path = Path(params.sources)
+        files = (_truth(path, _read_yaml(path).get("truth")) or {}) if path.is_file() else {}
+    path = files.get(key)
+    return path if path is not None and path.exists() else None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -58,7 +58,7 @@ import pandas as pd
 import pyogrio
 from scipy import stats
 
-from nepkit import drivers, extract, nepchange, potential
+from nepkit import drivers, extract, nepchange, potential, sources
 from nepkit.artifacts import INDICATORS, artifact_path, paper_reported, read_artifact
 from nepkit.io import read_json, read_summary, update_summary, write_table
 from nepkit.params import RunParams
@@ -157,7 +157,7 @@ def world_truth(params: RunParams) -> WorldTruth | None:
     >>> world_truth(RunParams(synthetic_preset="small", seed=1)).meta["null_indicators"]  # doctest: +SKIP
     ['spei', 'tmin', 'curvature', 'gdp']
     """
-    manifest = extract.resolve_manifest(params)
+    manifest = sources.resolve_manifest(params)
     files = manifest.truth or {}
     if "path" not in files or not Path(files["path"]).exists():
         return None

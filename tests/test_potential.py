@@ -22,6 +22,7 @@ from nepkit import potential
 from nepkit.artifacts import INDICATORS
 from nepkit.io import read_summary
 from nepkit.params import RunParams
+from nepkit.sources import truth_meta, truth_table
 
 REGIONS = [("Asia", "Eastern Asia"), ("Asia", "South-Eastern Asia"), ("Africa", "Southern Africa"),
            ("Africa", "Western Africa"), ("Europe", "Eastern Europe"), ("South America", "South America")]
@@ -370,7 +371,7 @@ def test_generator_world_attainable_gain_is_recovered(small_world, tmp_path):
     params = RunParams(sources=str(folder / "sources.yml"), run_dir=str(tmp_path), scheduler="synchronous")
     extract.write_artifacts(extract.run_extraction(params, progress=False), params.run_path)
     nepchange.run(params)
-    truth = potential.synthetic_truth(params)
+    truth, _ = truth_table(params)
     res = potential.run(params, truth=truth)
     inside = res.truth["in_domain"]
     assert res.trained and inside["n"] >= 0.8 * len(res.potential)
@@ -378,9 +379,18 @@ def test_generator_world_attainable_gain_is_recovered(small_world, tmp_path):
     assert abs(inside["bias"]) <= 0.25 * truth.groupby("mine_id")["true_attainable_gain"].first().mean()
 
 
-def test_synthetic_truth_beside_a_manifest(tmp_path):
-    real = RunParams(sources=str(tmp_path / "sources.yml"), run_dir=str(tmp_path))
-    assert potential.synthetic_truth(real) is None
-    pd.DataFrame({"mine_id": [1], "year": [2001], "true_attainable_gain": [150.0]}).to_parquet(
-        tmp_path / "truth.parquet")
-    assert potential.synthetic_truth(real)["true_attainable_gain"].tolist() == [150.0]
+def test_truth_table_follows_the_manifest(small_world):
+    """The truth comes from the manifest's ``truth`` entry; a manifest without one is real data."""
+    folder = small_world if small_world.is_dir() else small_world.parent
+    manifest = folder / "sources.yml"
+    truth, note = truth_table(RunParams(sources=str(manifest)))
+    assert truth is not None and "true_attainable_gain" in truth and "truth.parquet" in note
+    plain = folder / "sources_without_truth.yml"
+    plain.write_text("".join(line for line in manifest.read_text().splitlines(keepends=True)
+                             if not line.startswith("truth:")))
+    try:
+        assert truth_table(RunParams(sources=str(plain)))[0] is None
+        assert truth_meta(RunParams(sources=str(plain))) is None
+        assert "null_indicators" in truth_meta(RunParams(sources=str(manifest)))
+    finally:
+        plain.unlink()
