@@ -154,14 +154,18 @@ def book(skip_run: bool, no_sweep: bool, sources: str, seed: int, scheduler: str
 
 
 @main.command()
-@click.option("--preset", type=click.Choice(["paper", "small"]), default="paper", show_default=True)
+@click.option("--preset", default="paper", show_default=True,
+              help="paper (the paper's scale), small (tests), or a validation world: medium, autocorr, nodata, weak.")
 @click.option("--seed", default=42, show_default=True, type=int)
 @click.option("--out", required=True, help="Folder to write the world into.")
 @_friendly
 def synth(preset: str, seed: int, out: str) -> None:
     """Write a synthetic world (mines, NEP rasters, covariates, truth) in the real formats."""
-    from nepkit.synth import generate
+    from nepkit.synth import PRESETS, generate  # local: the generator is slow to import
 
+    if preset not in PRESETS:
+        raise click.BadParameter(f"{preset!r} is not a preset; use one of: {', '.join(sorted(PRESETS))}",
+                                 param_hint="'--preset'")
     manifest = generate(Path(out), preset=preset, seed=seed)
     click.echo(f"manifest: {manifest}")
 

@@ -55,6 +55,17 @@ def test_bad_input_gets_one_clear_error(args, message):
     assert message in res.output
 
 
+def test_unknown_synthetic_preset_lists_every_preset(tmp_path):
+    from nepkit.synth import PRESETS
+
+    res = invoke("synth", "--preset", "huge", "--out", str(tmp_path / "w"))
+    assert res.exit_code == 2
+    assert "'huge' is not a preset; use one of: " + ", ".join(sorted(PRESETS)) in res.output
+    assert not (tmp_path / "w").exists()
+    help_text = " ".join(invoke("synth", "--help").output.split())
+    assert all(name in help_text for name in PRESETS)
+
+
 def test_chapters_come_from_the_toc_in_order():
     chapters = chapters_from_toc()
     assert chapters and chapters[0].name == "01_data.ipynb"
