@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import yaml
@@ -41,6 +42,15 @@ __all__ = [
 #: Papermill's timeout per cell, seconds. Generous: the extraction cell of the
 #: ``paper`` world takes minutes on 2 cores with a cold cache.
 CELL_TIMEOUT_S = 3600
+#: How papermill runs a chapter. The kernel logs only critical problems: its start-up
+#: notice about unencrypted local TCP and its shutdown chatter are noise on a console
+#: (an error in a cell still fails the chapter with its traceback).
+_PAPERMILL_OPTIONS: dict[str, Any] = {
+    "kernel_name": "python3",
+    "progress_bar": False,
+    "execution_timeout": CELL_TIMEOUT_S,
+    "extra_arguments": ["--IPKernelApp.log_level=CRITICAL"],
+}
 TOC = PROJECT_ROOT / "_toc.yml"
 #: The page comparing the regions of a sweep; executed by :func:`sweep`, not by a run.
 SWEEP_CHAPTER = PROJECT_ROOT / "chapters" / "sweep.ipynb"
@@ -167,10 +177,8 @@ def run_chapters(
                     str(nb),
                     str(out),
                     parameters=values,
-                    kernel_name="python3",
                     cwd=str(run_dir),
-                    progress_bar=False,
-                    execution_timeout=CELL_TIMEOUT_S,
+                    **_PAPERMILL_OPTIONS,
                 )
             except pm.PapermillExecutionError as exc:
                 raise ChapterFailed(
@@ -281,10 +289,8 @@ def _execute_sweep_page(sweep_csv: Path) -> Path:
         str(SWEEP_CHAPTER),
         str(out),
         parameters={"sweep_csv": str(sweep_csv), "run_dir": str(folder)},
-        kernel_name="python3",
         cwd=str(folder),
-        progress_bar=False,
-        execution_timeout=CELL_TIMEOUT_S,
+        **_PAPERMILL_OPTIONS,
     )
     _hide_injected_parameters(out)
     return out
