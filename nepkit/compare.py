@@ -12,16 +12,23 @@ __all__ = ["paper_vs_run", "run_value"]
 
 
 def run_value(summary: dict[str, Any], key: str) -> Any:
-    """The run's value for a paper key: a top-level summary key, or one of the
-    documented derived forms (``nep_total_YYYY``, ``gain_share``), else ``None``."""
+    """The run's value of a number the paper reports, or ``None`` where the run has none.
+
+    Looked up, in order: a top-level ``summary.json`` key; the NEP-change stage's
+    ``reported`` block (phases, distribution and yearly extremes in the paper's
+    terms); ``nep_total_YYYY`` in ``nep_total_Gg``; ``potential_total`` (the sum of
+    the mines' potential in kg C m-2 a-1, as the paper prints it); a run parameter.
+    """
     if key in summary:
         return summary[key]
+    reported = summary.get("nep_change", {}).get("reported", {})
+    if key in reported:
+        return reported[key]
     if key.startswith("nep_total_") and key[10:].isdigit():
         return summary.get("nep_total_Gg", {}).get(key[10:])
-    if key == "gain_share" and summary.get("loss_share") is not None:
-        return 1 - summary["loss_share"]
-    params = summary.get("parameters", {})
-    return params.get(key)
+    if key == "potential_total":
+        return summary.get("potential", {}).get("potential_total_kg")
+    return summary.get("parameters", {}).get(key)
 
 
 def _fmt(value: Any) -> str:

@@ -208,7 +208,8 @@ def run_extraction(
     manifest.check_years(params.year_range)
     mines, mining, report = bri_mines(manifest, min_area_km2=params.min_area_km2)
     if mines.empty:
-        raise SourceError(f"{manifest.mines.path}: no BRI mine of at least {params.min_area_km2:g} km2 in the layer")
+        raise SourceError(f"{manifest.mines.path}: no BRI mine of at least {params.min_area_km2:g} km2 in the layer: "
+                          "lower min_area_km2 or check the layer's ISO3 codes")
     wraps = crosses_antimeridian(mines.geometry.values)  # their windows would span the globe
     tasks = plan_tasks(mines[~wraps], mining, manifest.nep.grid, outer_km=params.ring_outer_km, chunking=chunking)
     region = restrict_region(mines, params, report, source=manifest.mines.path)

@@ -1065,6 +1065,7 @@ def _summary(res: NepChangeResult) -> dict[str, Any]:
     headline = {
         "n_mines": int(len(res.mines)),
         "total_area_km2": float(res.mines["area_km2"].sum()),
+        "n_countries": int(res.mines["iso3"].nunique()),
         "nep_total_Gg": {
             str(int(y)): float(v) for y, v in zip(res.totals["year"], res.totals["nep_total_Gg"], strict=True)
         },

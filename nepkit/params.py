@@ -41,6 +41,8 @@ YEAR_MIN, YEAR_MAX = 2000, 2020
 
 ClassifyBy = Literal["final", "mean", "trend"]
 PotentialDefinition = Literal["gap", "predicted"]
+#: The synthetic worlds (:data:`nepkit.synth.PRESETS`; the harder ones serve the validation).
+SyntheticPreset = Literal["paper", "small", "medium", "autocorr", "nodata", "weak"]
 
 
 class ParameterError(ValueError):
@@ -98,7 +100,7 @@ class RunParams:
         Address of a Dask scheduler; ``None`` starts a local cluster.
     n_workers : int
         Workers of the local Dask cluster.
-    synthetic_preset : {"paper", "small"}
+    synthetic_preset : {"paper", "small", "medium", "autocorr", "nodata", "weak"}
         Preset of the synthetic world when ``sources == "synthetic"``.
     run_dir : str
         Folder of the run's artifacts; empty means ``runs/<region>``.
@@ -122,7 +124,7 @@ class RunParams:
     cpi_threshold: float = 0.95
     scheduler: str | None = None
     n_workers: int = 2
-    synthetic_preset: Literal["paper", "small"] = "paper"
+    synthetic_preset: SyntheticPreset = "paper"
     run_dir: str = ""
 
     def __post_init__(self) -> None:
@@ -137,6 +139,8 @@ class RunParams:
             object.__setattr__(self, "run_dir", str(run_dir_for(self.region)))
 
     def _check_ranges(self) -> None:
+        if self.seed < 0:
+            raise ParameterError(f"seed must be a non-negative integer, got {self.seed}")
         if len(self.years) != 2 or self.years[0] >= self.years[1]:
             raise ParameterError(f"years must be [first, last] with first < last, got {self.years}")
         for y in self.years:

@@ -446,6 +446,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""
         raise ManifestError(f"{path}: not valid YAML{line}: fix the syntax") from None
+    if raw is None:
+        raise ManifestError(f"{path}: the file is empty: write the keys years, mines, nep and covariates ({_EXAMPLE})")
     if not isinstance(raw, dict):
         raise ManifestError(f"{path}: expected a mapping of keys (years, mines, nep, covariates), got {type(raw).__name__}")
     return raw
@@ -903,7 +905,9 @@ def _layer_info(spec: MinesSpec) -> dict[str, Any]:
     except pyogrio.errors.DataLayerError:
         raise SourceError(f"{spec.path}: no layer {spec.layer!r} (layers: {', '.join(layers)}): set mines.layer") from None
     except pyogrio.errors.DataSourceError as exc:
-        raise SourceError(f"{spec.path}: not a readable vector file ({str(exc).splitlines()[0]}): check the file") from None
+        reason = str(exc).splitlines()[0].split("; It might help")[0]  # drop GDAL's hint about driver prefixes
+        raise SourceError(f"{spec.path}: not a readable vector file ({reason}): check the file "
+                          "(a GeoPackage, shapefile or any format GDAL reads)") from None
     if not info.get("crs"):
         raise SourceError(
             f"{spec.path}: the layer has no CRS: assign one (ogr2ogr -a_srs EPSG:4326 out.gpkg {spec.path.name})"

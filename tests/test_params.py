@@ -30,6 +30,8 @@ def test_run_dir_replaces_spaces():
         ({"n_sample": 0}, r"n_sample must be positive"),
         ({"seed": "abc"}, r"seed must be an integer, got str"),
         ({"seed": 1.5}, r"seed must be an integer"),
+        ({"seed": -1}, r"seed must be a non-negative integer, got -1"),
+        ({"synthetic_preset": "huge"}, r"synthetic_preset must be one of 'paper', 'small', 'medium'"),
         ({"gain_threshold": True}, r"gain_threshold must be a number"),
         ({"classify_by": "median"}, r"classify_by must be one of 'final', 'mean', 'trend'"),
         ({"sources": "data.csv"}, r"sources must be 'synthetic' or the path of a sources.yml"),
@@ -39,6 +41,15 @@ def test_run_dir_replaces_spaces():
 def test_invalid_values_are_refused(changes, message):
     with pytest.raises(ParameterError, match=message):
         RunParams(**changes)
+
+
+def test_every_synthetic_preset_is_a_valid_parameter():
+    from typing import get_args
+
+    from nepkit.params import SyntheticPreset
+    from nepkit.synth import PRESETS
+
+    assert set(get_args(SyntheticPreset)) == set(PRESETS)
 
 
 def test_ints_are_accepted_for_floats():
