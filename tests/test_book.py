@@ -53,6 +53,15 @@ def test_the_book_has_an_index_and_the_figure_1_page(book):
     assert (html / "_images").exists() and any((html / "_images").glob("fig1_study_area*.png"))
 
 
+def test_pages_show_no_warnings_or_stray_values(book):
+    """No chapter prints a warning (stderr output) or an unassigned value such as a path."""
+    html = book["html"]
+    for page in [*_pages(html), "chapters/sweep.html"]:
+        text = (html / page).read_text(encoding="utf-8")
+        assert "output stderr" not in text, f"{page} shows stderr output"
+        assert "PosixPath(" not in text, f"{page} shows a path repr"
+
+
 @pytest.fixture(scope="module")
 def server(book):
     handler = partial(SimpleHTTPRequestHandler, directory=str(book["html"]))

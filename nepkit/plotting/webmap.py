@@ -138,10 +138,11 @@ def mine_map_iframe(mines: gpd.GeoDataFrame, values: pd.DataFrame, *, height_px:
     """:func:`mine_map_html` wrapped in an ``<iframe srcdoc>``, for notebook output.
 
     An iframe keeps Leaflet's CSS and scripts apart from the book's page and runs in
-    JupyterLab as in the HTML book.
+    JupyterLab as in the HTML book. It sits in a ``div``: IPython's ``HTML`` warns
+    about markup that starts with a bare iframe.
     """
     page = html.escape(mine_map_html(mines, values), quote=True)
     return (
-        f'<iframe class="nepkit-mine-map" srcdoc="{page}" '
-        f'style="width:100%;height:{height_px}px;border:1px solid #ccc" loading="eager"></iframe>'
+        f'<div class="nepkit-mine-map-frame"><iframe class="nepkit-mine-map" srcdoc="{page}" '
+        f'style="width:100%;height:{height_px}px;border:1px solid #ccc" loading="eager"></iframe></div>'
     )
