@@ -8,6 +8,7 @@ half-way never leaves a truncated file under an artifact's name.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -20,6 +21,7 @@ import pandas as pd
 
 __all__ = [
     "atomic_path",
+    "file_lock",
     "write_json",
     "read_json",
     "write_table",
@@ -60,6 +62,43 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike[str], *, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive advisory lock on ``path`` (created if missing) for the block.
+
+    Parameters
+    ----------
+    path : path-like
+        The lock file. Its folder is created if missing.
+    wait : bool
+        Wait for another holder to let go (default), or yield ``False`` at once
+        without the lock when it is held.
+
+    Yields
+    ------
+    bool
+        Whether the lock is held.
+
+    Examples
+    --------
+    >>> with file_lock("runs/all/.lock", wait=False) as held:  # doctest: +SKIP
+    ...     if not held:
+    ...         raise RuntimeError("busy")
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _to_builtin(obj: Any) -> Any:

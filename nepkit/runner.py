@@ -7,7 +7,6 @@ run's artifacts (Parquet, CSV, JSON), never by reading each other's notebooks.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
@@ -24,7 +23,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from nepkit.io import atomic_path, read_summary, write_table
+from nepkit.io import atomic_path, file_lock, read_summary, write_table
 from nepkit.params import RunParams
 from nepkit.paths import PROJECT_ROOT, RUNS_DIR
 
@@ -107,20 +106,10 @@ def output_name(chapter: Path, region: str) -> str:
 @contextmanager
 def _run_lock(run_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``run_dir`` or refuse at once with :class:`RunLocked`."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fh = open(run_dir / ".lock", "a+")  # noqa: SIM115 - held for the whole run
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.close()
-        raise RunLocked(
-            f"{run_dir} is being written by another run; wait for it or pass another --out"
-        ) from None
-    try:
+    with file_lock(run_dir / ".lock", wait=False) as held:
+        if not held:
+            raise RunLocked(f"{run_dir} is being written by another run; wait for it or pass another --out")
         yield
-    finally:
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        fh.close()
 
 
 @dataclass

@@ -113,6 +113,28 @@ def test_ensure_world_regenerates_a_stale_world(root, world, monkeypatch, tmp_pa
     assert calls == [stale]
 
 
+def test_concurrent_callers_generate_a_world_once(tmp_path):
+    """Two processes' worth of callers at once: one generates, the other waits and reuses it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    calls = []
+    real = synth_build.generate
+
+    def counting(out, **kw):
+        calls.append(Path(out))
+        return real(out, **kw)
+
+    original, synth_build.generate = synth_build.generate, counting
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            paths = list(pool.map(lambda _: ensure_world(preset="small", seed=SEED, root=tmp_path, progress=False),
+                                  range(2)))
+    finally:
+        synth_build.generate = original
+    assert calls == [tmp_path / f"small-{SEED}"]
+    assert paths[0] == paths[1] and world_is_current(paths[0].parent, "small", SEED)
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"preset": "huge"}, "unknown synthetic preset 'huge'"),
     ({"preset": "small", "seed": -1}, "seed must be a non-negative integer"),

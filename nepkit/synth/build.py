@@ -21,7 +21,7 @@ import shapely
 from tqdm import tqdm
 
 from nepkit import regions
-from nepkit.io import read_json, write_json
+from nepkit.io import file_lock, read_json, write_json
 from nepkit.paths import SYNTHETIC_DIR
 from nepkit.synth import constants as C
 from nepkit.synth.districts import district
@@ -105,9 +105,10 @@ def ensure_world(*, preset: str = "paper", seed: int = 42, root: str | os.PathLi
     >>> manifest = ensure_world(preset="small", seed=1, root="/tmp/worlds")  # doctest: +SKIP
     """
     out = Path(root) / f"{preset}-{seed}"
-    if world_is_current(out, preset, seed):
-        return out / "sources.yml"
-    return generate(out, preset=preset, seed=seed, progress=progress)
+    with file_lock(out.with_name(f".{out.name}.lock")):  # one generation at a time; the others wait, then reuse it
+        if world_is_current(out, preset, seed):
+            return out / "sources.yml"
+        return generate(out, preset=preset, seed=seed, progress=progress)
 
 
 def generate(out: str | os.PathLike[str], *, preset: str = "paper", seed: int = 42, progress: bool = True) -> Path:
