@@ -7,8 +7,9 @@ Runs, in one process tree, on the default (`paper`) synthetic world:
 2. `nepkit sweep --regions continents` (warm cache).
 
 Peak memory is the largest resident set of any single process of the command
-(kernel, Dask worker or the CLI itself: `ru_maxrss` of the children). Targets on
-2 cores: warm-cache run under 3 minutes, sweep under 10.
+(kernel, Dask worker or the CLI itself: `ru_maxrss` of the children, measured in a
+fresh wrapper process per command so that each figure is the command's own).
+Targets on 2 cores: warm-cache run under 3 minutes, sweep under 10.
 
 Usage: ``python benchmarks/book.py [--skip-cold] [--skip-sweep]``
 """
@@ -16,7 +17,7 @@ Usage: ``python benchmarks/book.py [--skip-cold] [--skip-sweep]``
 from __future__ import annotations
 
 import argparse
-import resource
+import os
 import shutil
 import subprocess
 import sys
@@ -27,16 +28,23 @@ ROOT = Path(__file__).resolve().parent.parent
 NEPKIT = str(Path(sys.executable).parent / "nepkit")
 
 
+#: Runs the command given as arguments, then prints the peak RSS of its process tree (kB).
+_WRAPPER = (
+    "import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:]).returncode; "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(rc)"
+)
+
+
 def measure(label: str, args: list[str]) -> dict:
-    """Run ``nepkit args`` and print its wall time and peak child RSS."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run ``nepkit args`` and print its wall time and the peak RSS of its processes."""
     t0 = time.perf_counter()
-    proc = subprocess.run([NEPKIT, *args], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", _WRAPPER, NEPKIT, *args], cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    status = "ok" if proc.returncode == 0 else f"FAILED ({proc.returncode}): {proc.stderr.strip()[-300:]}"
-    note = "" if peak_mb > before / 1024 else " (peak of an earlier command)"
-    print(f"{label:<34} wall {wall:8.1f} s   peak RSS {peak_mb:8.0f} MB{note}   {status}", flush=True)
+    *rest, last = proc.stderr.strip().splitlines() or ["0"]
+    peak_mb = int(last) / 1024
+    status = "ok" if proc.returncode == 0 else f"FAILED ({proc.returncode}): {' '.join(rest)[-300:]}"
+    load = os.getloadavg()[0]
+    print(f"{label:<34} wall {wall:8.1f} s   peak RSS {peak_mb:8.0f} MB   load {load:4.1f}   {status}", flush=True)
     return {"label": label, "wall_s": wall, "peak_mb": peak_mb, "ok": proc.returncode == 0}
 
 
