@@ -391,8 +391,7 @@ def resolve_manifest(params: RunParams) -> Manifest:
         return load_manifest(params.sources)
     from nepkit.synth import ensure_world  # local: only the synthetic source needs the generator
 
-    world = Path(ensure_world(preset=params.synthetic_preset, seed=params.seed))
-    return load_manifest(world / "sources.yml" if world.is_dir() else world)
+    return load_manifest(ensure_world(preset=params.synthetic_preset, seed=params.seed))
 
 
 def truth_table(params: RunParams) -> tuple[pd.DataFrame | None, str]:
