@@ -1049,7 +1049,7 @@ def run(
         truth_note=truth_note,
         n_boot=n_boot,
     )
-    result.summary = _summary(result)
+    result.summary = _summary(result, params)
     write_table(change, artifact_path(params.run_path, "nep_change"))
     update_summary(params.run_path, result.summary)
     return result
@@ -1059,13 +1059,18 @@ def _records(df: pd.DataFrame, key: str) -> dict[str, dict[str, Any]]:
     return {str(k): v for k, v in df.set_index(key).to_dict(orient="index").items()}
 
 
-def _summary(res: NepChangeResult) -> dict[str, Any]:
-    """The run's ``summary.json`` keys of this stage (DESIGN.md section 4)."""
+def _summary(res: NepChangeResult, params: RunParams) -> dict[str, Any]:
+    """The run's ``summary.json`` keys of this stage (DESIGN.md section 4).
+
+    ``n_countries`` counts the BRI partners (China included) of the run's region,
+    the paper's study area; ``n_countries_with_mines`` those with a mine in the run.
+    """
     p, ex = res.period, res.extremes
     headline = {
         "n_mines": int(len(res.mines)),
         "total_area_km2": float(res.mines["area_km2"].sum()),
-        "n_countries": int(res.mines["iso3"].nunique()),
+        "n_countries": len(regions.select(params.region)),
+        "n_countries_with_mines": int(res.mines["iso3"].nunique()),
         "nep_total_Gg": {
             str(int(y)): float(v) for y, v in zip(res.totals["year"], res.totals["nep_total_Gg"], strict=True)
         },

@@ -428,6 +428,7 @@ def test_run_keeps_the_region_and_counts_the_rest(tmp_path):
     res = nc.run(RunParams(region="Africa", run_dir=str(tmp_path), sources="x.yml"), n_boot=50)
     assert set(res.mines["continent"]) == {"Africa"}
     assert res.summary["n_mines"] == 5
+    assert (res.summary["n_countries"], res.summary["n_countries_with_mines"]) == (52, 2)  # African partners; ZAF, ZMB
     assert res.exclusions.set_index("reason").loc["mine outside the region", "n_mines"] == 7
     assert res.truth is None and "real data" in res.truth_note
     table = nc.comparison(res, {"decline_pct": {"value": 30.6, "unit": "%", "where": "abstract"}})
