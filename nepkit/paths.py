@@ -14,3 +14,17 @@ SYNTHETIC_DIR = DATA_DIR / "synthetic"
 #: Default parent folder of run directories (ignored by git).
 RUNS_DIR = PROJECT_ROOT / "runs"
 CHAPTERS_DIR = PROJECT_ROOT / "chapters"
+
+
+def shown(path: str | Path) -> str:
+    """``path`` as a reader should see it: relative to the project when inside it.
+
+    Examples
+    --------
+    >>> shown(SYNTHETIC_DIR / "paper-42")
+    'data/synthetic/paper-42'
+    >>> shown("/elsewhere/sources.yml")
+    '/elsewhere/sources.yml'
+    """
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(PROJECT_ROOT)) if resolved.is_relative_to(PROJECT_ROOT) else str(path)

@@ -22,7 +22,7 @@ Examples
 --------
 >>> from nepkit import regions
 >>> sorted(regions.select("Eastern Asia"))
-['CHN', 'MNG']
+['CHN', 'KOR', 'MNG']
 >>> regions.select("CHN,ZAF")
 ['CHN', 'ZAF']
 """

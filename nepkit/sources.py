@@ -62,6 +62,7 @@ from rasterio.errors import RasterioIOError
 from nepkit import regions
 from nepkit.artifacts import INDICATORS
 from nepkit.params import RunParams
+from nepkit.paths import shown
 
 __all__ = [
     "SourceError",
@@ -416,7 +417,7 @@ def truth_table(params: RunParams) -> tuple[pd.DataFrame | None, str]:
     path = _truth_file(params, "path")
     if path is None:
         return None, "the run's sources name no truth table (real data): there is no truth to compare with"
-    return pd.read_parquet(path), f"the truth table of the synthetic world ({path})"
+    return pd.read_parquet(path), f"the truth table of the synthetic world ({shown(path)})"
 
 
 def truth_meta(params: RunParams) -> dict[str, Any] | None:

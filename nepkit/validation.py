@@ -62,7 +62,7 @@ from nepkit import drivers, extract, nepchange, potential, sources
 from nepkit.artifacts import INDICATORS, artifact_path, paper_reported, read_artifact
 from nepkit.io import read_json, read_summary, update_summary, write_table
 from nepkit.params import RunParams
-from nepkit.paths import SYNTHETIC_DIR
+from nepkit.paths import SYNTHETIC_DIR, shown
 from nepkit.sources import SourceError
 
 __all__ = [
@@ -197,8 +197,8 @@ def agreement(estimate: np.ndarray | pd.Series, truth: np.ndarray | pd.Series) -
 
     Examples
     --------
-    >>> agreement(np.array([2.0, 4.0, 6.0, np.nan]), np.array([1.0, 2.0, 3.0, 4.0]))
-    {'n': 3, 'r': 1.0, 'bias': 2.0, 'rmse': 2.160246899469287, 'slope': 2.0}
+    >>> {k: round(v, 6) for k, v in agreement(np.array([2.0, 4.0, 6.0, np.nan]), np.array([1.0, 2.0, 3.0, 4.0])).items()}
+    {'n': 3, 'r': 1.0, 'bias': 2.0, 'rmse': 2.160247, 'slope': 2.0}
     """
     e, t = np.asarray(estimate, dtype=float), np.asarray(truth, dtype=float)
     ok = np.isfinite(e) & np.isfinite(t)
@@ -262,10 +262,11 @@ def loss_recovery(
     --------
     >>> change = pd.DataFrame({"mine_id": [1, 1, 2, 2, 3, 3], "year": [2001, 2002] * 3,
     ...                        "loss": [10.0, 30.0, -5.0, -15.0, 1.0, 3.0]})
-    >>> truth = change.rename(columns={"loss": "true_loss"}).assign(true_loss=lambda d: d.true_loss - 1)
+    >>> truth = pd.concat([change.rename(columns={"loss": "true_loss"}).assign(true_loss=lambda d: d.true_loss - 1),
+    ...                    pd.DataFrame({"mine_id": [1, 2, 3], "year": 2000, "true_loss": 0.0})])
     >>> mines = pd.DataFrame({"mine_id": [1, 2, 3], "continent": ["Asia"] * 3})
     >>> loss_recovery(change, truth, mines, baseline=2000)[1].loc[0, ["n", "bias", "status_agreement"]].tolist()
-    [3, 1.0, 1.0]
+    [3.0, 1.0, 1.0]
     """
     true = _true_change(truth, baseline)
     true = true[true["year"].isin(change["year"].unique()) & true["mine_id"].isin(change["mine_id"].unique())]
@@ -276,11 +277,11 @@ def loss_recovery(
     table = _by_group(pairs, "loss_stat", "loss_stat_true")
     years = change.merge(true.rename(columns={"loss": "true"}), on=["mine_id", "year"])
     years = years.merge(mines[["mine_id", "continent"]], on="mine_id", how="left")
-    table["r_mine_year"] = _by_group(years, "loss", "true")["r"].to_numpy()
-    same = pairs.assign(same=pairs["status"] == pairs["status_true"])
-    shares = same.groupby("continent")["same"].mean()
-    table["status_agreement"] = [float(same["same"].mean()) if len(same) else np.nan,
-                                 *shares.reindex(table["group"].iloc[1:]).to_numpy(dtype=float)]
+    table["r_mine_year"] = table["group"].map(_by_group(years, "loss", "true").set_index("group")["r"])
+    same = pairs["status"] == pairs["status_true"]
+    shares = same.groupby(pairs["continent"].astype(str)).mean()
+    shares["all"] = same.mean() if len(same) else np.nan
+    table["status_agreement"] = table["group"].map(shares).astype(float)
     return pairs.reset_index(drop=True), table
 
 
@@ -832,7 +833,7 @@ def run(params: RunParams, *, worlds: Sequence[str] = HARDER_WORLDS,
 
 def _run(params: RunParams, worlds: Sequence[str], world_root: Path) -> ValidationResult:
     truth = world_truth(params)
-    note = (f"the truth of the synthetic world in {truth.source}" if truth is not None
+    note = (f"the truth of the synthetic world in {shown(truth.source)}" if truth is not None
             else "the run reads real data: there is no injected truth to compare with")
     own = recovery(params, truth) if truth is not None else None
     stress = harder_worlds(params, names=worlds, root=world_root)

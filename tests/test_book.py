@@ -60,6 +60,7 @@ def test_pages_show_no_warnings_or_stray_values(book):
         text = (html / page).read_text(encoding="utf-8")
         assert "output stderr" not in text, f"{page} shows stderr output"
         assert "PosixPath(" not in text, f"{page} shows a path repr"
+        assert "{glue" not in text, f"{page} shows an unrendered glue role"
 
 
 @pytest.fixture(scope="module")

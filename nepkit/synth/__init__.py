@@ -115,7 +115,7 @@ Examples
 --------
 >>> from nepkit.synth import PRESETS, generate
 >>> sorted(PRESETS)
-['paper', 'small']
+['autocorr', 'medium', 'nodata', 'paper', 'small', 'weak']
 >>> manifest = generate("/tmp/world", preset="small", seed=1, progress=False)  # doctest: +SKIP
 """
 
