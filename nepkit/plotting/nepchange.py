@@ -100,6 +100,11 @@ def fig4_nep_total(totals: pd.DataFrame, phases: pd.DataFrame, *, title: str | N
             fontsize=8,
         )
     ax.plot([], [], "--", color="0.25", label="linear fit per phase")
+    # room below the data for the fits' labels and above it for the phases' names
+    band = [y, *(totals[c].to_numpy() for c in ("lo", "hi") if c in totals)]
+    low, high = np.nanmin(band), np.nanmax(band)
+    span = (high - low) or 1.0
+    ax.set_ylim(low - 0.35 * span, high + 0.25 * span)
     ax.set_xlim(x.min() - 0.5, x.max() + 0.5)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("year")
