@@ -1,9 +1,10 @@
 """End to end: every chapter on the small synthetic world, the book, and a real browser.
 
-One module-scoped run executes all chapters with papermill (network blocked in the
-kernels by the test guard), builds the HTML book from them, and headless Chromium
-(Debian's ``chromium`` and ``chromium-driver``, driven by Selenium; nothing is
-downloaded) loads every page.
+The session's reference run (``nepkit run`` of every chapter on the small world,
+network blocked in the kernels by the test guard; shared with the determinism
+and fault tests) is built into the HTML book, and headless Chromium (Debian's
+``chromium`` and ``chromium-driver``, driven by Selenium; nothing is downloaded)
+loads every page.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from _runs import SEED, reference_run
 
 from nepkit.io import read_summary
 from nepkit.params import RunParams
-from nepkit.runner import build_book, chapters_from_toc, output_name, run_chapters
+from nepkit.runner import build_book, chapters_from_toc, output_name
 
 pytestmark = pytest.mark.slow
 
@@ -28,12 +30,12 @@ CHROMEDRIVER = shutil.which("chromedriver")
 
 
 @pytest.fixture(scope="module")
-def book(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def book(small_world: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    run_dir = reference_run(small_world, tmp_path_factory.getbasetemp())
+    params = RunParams(sources=str(small_world), seed=SEED, n_sample=400, run_dir=str(run_dir))
     root = tmp_path_factory.mktemp("book")
-    params = RunParams(synthetic_preset="small", seed=1, n_sample=400, run_dir=str(root / "run"))
-    result = run_chapters(params, log=lambda _: None)
     index = build_book(params, sweep_dir=root / "nosweep", build_dir=root / "_build")
-    return {"params": params, "result": result, "index": index, "html": index.parent}
+    return {"params": params, "index": index, "html": index.parent}
 
 
 def test_every_chapter_executes_into_the_run_directory(book):
@@ -42,7 +44,7 @@ def test_every_chapter_executes_into_the_run_directory(book):
         assert (params.run_path / output_name(nb, params.region)).exists()
     for name in ("mines.parquet", "nep_panel.parquet", "covariates.parquet", "summary.json"):
         assert (params.run_path / name).exists(), name
-    assert read_summary(params.run_path)["parameters"]["synthetic_preset"] == "small"
+    assert read_summary(params.run_path)["parameters"]["sources"] == str(book["params"].sources)
 
 
 def test_the_book_has_an_index_and_the_figure_1_page(book):
