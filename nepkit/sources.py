@@ -388,11 +388,16 @@ def _truth(path: Path, value: Any) -> dict[str, Path] | None:
 
 def resolve_manifest(params: RunParams) -> Manifest:
     """The manifest of a run: the synthetic world's (generated if missing) or ``params.sources``."""
+    return load_manifest(_manifest_path(params))
+
+
+def _manifest_path(params: RunParams) -> Path:
+    """Where the run's ``sources.yml`` lies (the synthetic world generated first if missing)."""
     if params.sources != "synthetic":
-        return load_manifest(params.sources)
+        return Path(params.sources)
     from nepkit.synth import ensure_world  # local: only the synthetic source needs the generator
 
-    return load_manifest(ensure_world(preset=params.synthetic_preset, seed=params.seed))
+    return Path(ensure_world(preset=params.synthetic_preset, seed=params.seed))
 
 
 def truth_table(params: RunParams) -> tuple[pd.DataFrame | None, str]:
@@ -428,11 +433,8 @@ def truth_meta(params: RunParams) -> dict[str, Any] | None:
 
 def _truth_file(params: RunParams, key: str) -> Path | None:
     """One truth file the run's manifest names (its ``truth`` entry only: no raster is opened)."""
-    if params.sources == "synthetic":
-        files = resolve_manifest(params).truth or {}
-    else:
-        path = Path(params.sources)
-        files = (_truth(path, _read_yaml(path).get("truth")) or {}) if path.is_file() else {}
+    manifest = _manifest_path(params)
+    files = (_truth(manifest, _read_yaml(manifest).get("truth")) or {}) if manifest.is_file() else {}
     path = files.get(key)
     return path if path is not None and path.exists() else None
 

@@ -157,15 +157,14 @@ def world_truth(params: RunParams) -> WorldTruth | None:
     >>> world_truth(RunParams(synthetic_preset="small", seed=1)).meta["null_indicators"]  # doctest: +SKIP
     ['spei', 'tmin', 'curvature', 'gdp']
     """
-    manifest = sources.resolve_manifest(params)
-    files = manifest.truth or {}
-    if "path" not in files or not Path(files["path"]).exists():
+    panel, _ = sources.truth_table(params)
+    if panel is None:
         return None
-    meta = read_json(files["json"]) if "json" in files and Path(files["json"]).exists() else {}
+    manifest = sources.resolve_manifest(params)
     layer = pyogrio.read_dataframe(manifest.mines.path, layer=manifest.mines.layer, read_geometry=False,
                                    fid_as_index=True)
     areas = layer["AREA"] if "AREA" in layer else pd.Series(dtype=float)
-    return WorldTruth(pd.read_parquet(files["path"]), meta, str(manifest.folder), areas.astype(float))
+    return WorldTruth(panel, sources.truth_meta(params) or {}, str(manifest.folder), areas.astype(float))
 
 
 def _check_same_world(mines: pd.DataFrame, truth: WorldTruth, run_dir: Path) -> None:
